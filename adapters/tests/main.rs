@@ -1,1 +1,3 @@
-//! Adapter integration tests.
+//! The adapters' single integration-test binary.
+
+mod golden;
