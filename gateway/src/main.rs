@@ -1,1 +1,5 @@
-fn main() {}
+//! The `storehook` binary: everything lives in the library, see [`storehook::cli`].
+
+fn main() -> std::process::ExitCode {
+    storehook::cli::main()
+}

@@ -1,0 +1,148 @@
+//! The command line: `storehook serve` and `storehook normalize <store>`.
+//!
+//! Exit codes are part of the interface: 0 success, 1 usage or I/O error, 2 a notification the
+//! adapter rejected (so a script can tell "my command is wrong" from "the store's body is bad").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::normalize;
+
+/// storehook: a normalizing webhook gateway between app stores and your backend.
+#[derive(Debug, Parser)]
+#[command(name = "storehook", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP gateway the stores call (ingest, ledger, publishing, outbox relay).
+    Serve(ServeArgs),
+    /// Dry run: verify and normalize one raw notification body and print its events, one JSON
+    /// object per line, exactly as the gateway would publish them.
+    Normalize(NormalizeArgs),
+    /// Print a new random ingest key for a source's `ingest_key`.
+    IngestKey,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without it, `storehook.toml` in the working directory is read
+    /// when present. `STOREHOOK__<SECTION>__<KEY>` environment variables override both.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NormalizeArgs {
+    #[command(subcommand)]
+    pub store: NormalizeStore,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NormalizeStore {
+    /// A RuStore server notification (the JSON envelope with the encrypted payload).
+    #[command(name = "rustore")]
+    RuStore(RuStoreArgs),
+    /// An Autodesk App Store IPN (the form-encoded body).
+    #[command(name = "autodesk")]
+    Autodesk(AutodeskArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RuStoreArgs {
+    /// The source's AES-256 key as RuStore Console shows it (base64 of 32 bytes).
+    #[arg(long, value_name = "BASE64")]
+    pub key: String,
+    /// The key before the last rotation, still accepted.
+    #[arg(long, value_name = "BASE64")]
+    pub previous_key: Option<String>,
+    /// RuStore Console app id; notifications for another app are rejected.
+    #[arg(long, value_name = "ID")]
+    pub app_id: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AutodeskArgs {
+    /// An allowed PayPal receiver e-mail (repeat for several; none allows any).
+    #[arg(long = "receiver-email", value_name = "EMAIL")]
+    pub receiver_emails: Vec<String>,
+    /// An allowed PayPal receiver (merchant) id (repeat for several; none allows any).
+    #[arg(long = "receiver-id", value_name = "ID")]
+    pub receiver_ids: Vec<String>,
+    /// An allowed app id (`appId` or `item_number`; repeat for several; none allows any).
+    #[arg(long = "app-id", value_name = "ID")]
+    pub app_ids: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What every `normalize` command shares: who owns the notification, when it arrived, and where
+/// the body comes from.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Tenant id written into the events.
+    #[arg(long, default_value = "cli")]
+    pub tenant: String,
+    /// Source id written into the events (and their idempotency keys).
+    #[arg(long, default_value = "cli")]
+    pub source: String,
+    /// Time of receipt (RFC 3339), for reproducible output; default: now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+    pub received_at: Option<DateTime<Utc>>,
+    /// The raw request body; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+/// Parse the command line and run it; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap exits 2 on usage errors, but 2 means "rejected notification" here.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Normalize(args) => normalize::run(args),
+        Command::IngestKey => {
+            println!("{}", new_ingest_key());
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => match crate::startup::serve(args.config.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+/// 244 random bits (two v4 UUIDs, from the OS generator) as 64 hex characters.
+pub fn new_ingest_key() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}

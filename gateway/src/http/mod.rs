@@ -1,0 +1,50 @@
+//! The HTTP edge (actix-web): routes, shared state and the error mapping.
+//!
+//! - [`ingest`]: `POST /ingest/{store}/{ingest_key}`, what the stores call.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`error`]: [`ApiError`], every status decided in one place.
+
+pub mod error;
+pub mod health;
+pub mod ingest;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+pub use error::ApiError;
+pub use ingest::IngestState;
+
+use crate::bus::Publisher;
+use crate::ledger::Ledger;
+
+/// What the operational endpoints need.
+#[derive(Debug)]
+pub struct OpsState {
+    pub ledger: Ledger,
+    pub publisher: Publisher,
+    pub registry: prometheus_client::registry::Registry,
+}
+
+/// Start serving on `listener`. `workers` 0 means one per core.
+pub fn server(
+    listener: TcpListener,
+    workers: usize,
+    ingest: web::Data<IngestState>,
+    ops: web::Data<OpsState>,
+) -> std::io::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(ingest.clone())
+            .app_data(ops.clone())
+            .service(ingest::ingest)
+            .service(health::healthz)
+            .service(health::readyz)
+            .service(health::metrics)
+    });
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

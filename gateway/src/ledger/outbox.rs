@@ -1,0 +1,108 @@
+//! The outbox relay's queries.
+//!
+//! A relay *claims* a batch of due, unpublished events by writing its id and a lease expiry into
+//! them, in one `UPDATE … RETURNING`. The claim conditions are repeated in the outer `WHERE`, so on
+//! PostgreSQL a second relay racing for the same rows re-checks them after the first one's update
+//! and skips them: two replicas never hold the same event at once. A relay that dies leaves claims
+//! that expire after the lease. The same statement runs on SQLite, where writes are serialized
+//! anyway.
+
+use sqlx::{AnyPool, Row};
+
+use super::placeholders;
+
+/// An event a relay holds and must publish.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub routing_key: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+/// Claim up to `limit` events that are unpublished, due (`next_attempt_at <= now`) and not held
+/// by a live claim; oldest first.
+pub async fn claim(
+    pool: &AnyPool,
+    relay_id: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE events SET claimed_by = $1, claimed_until = $2 \
+         WHERE published_at IS NULL AND next_attempt_at <= $3 \
+           AND (claimed_until IS NULL OR claimed_until <= $3) \
+           AND id IN (SELECT id FROM events \
+                      WHERE published_at IS NULL AND next_attempt_at <= $3 \
+                        AND (claimed_until IS NULL OR claimed_until <= $3) \
+                      ORDER BY next_attempt_at LIMIT $4) \
+         RETURNING id, routing_key, payload, publish_attempts",
+    )
+    .bind(relay_id)
+    .bind(now.saturating_add(lease_ms))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Claimed {
+                id: row.try_get(0)?,
+                routing_key: row.try_get(1)?,
+                payload: row.try_get(2)?,
+                attempts: row.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Give events back: retry each at its own time (`next_attempt_at`), counting the attempt.
+pub async fn defer(
+    pool: &AnyPool,
+    relay_id: &str,
+    retries: &[(String, i64)],
+) -> Result<(), sqlx::Error> {
+    if retries.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for (id, next_attempt_at) in retries {
+        sqlx::query(
+            "UPDATE events SET next_attempt_at = $1, publish_attempts = publish_attempts + 1, \
+             claimed_by = NULL, claimed_until = NULL \
+             WHERE id = $2 AND claimed_by = $3 AND published_at IS NULL",
+        )
+        .bind(*next_attempt_at)
+        .bind(id.as_str())
+        .bind(relay_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Drop this relay's claims on `ids` so they are due again at once (the broker went away before
+/// they were confirmed).
+pub async fn release(pool: &AnyPool, relay_id: &str, ids: &[String]) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(500) {
+        let list = placeholders(chunk.len(), 1, 2).replace(['(', ')'], "");
+        let sql = format!(
+            "UPDATE events SET claimed_by = NULL, claimed_until = NULL \
+             WHERE claimed_by = $1 AND id IN ({list})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(relay_id);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        query.execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Events committed but not yet published.
+pub async fn backlog(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+}

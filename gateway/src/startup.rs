@@ -1,0 +1,195 @@
+//! Building and running the gateway.
+//!
+//! [`Application::build`] sets up what every role shares (the ledger, metrics, the broker
+//! connection supervisor, a shutdown signal) and then starts the roles: today *ingest* (HTTP
+//! route, ledger writer, inline publisher, outbox relay). A new role (the webhook forwarder) is
+//! one more `start_*` function that takes the [`Shared`] parts and pushes its background tasks.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bus::{self, BusState, Publisher};
+use crate::configuration::Settings;
+use crate::http::{self, IngestState, OpsState};
+use crate::ledger::Ledger;
+use crate::ledger::registry::{self, Registry};
+use crate::ledger::writer::LedgerWriter;
+use crate::metrics::Metrics;
+use crate::outbox::Relay;
+use crate::telemetry;
+
+/// `storehook serve`: load the configuration, start logging, run until SIGINT/SIGTERM.
+pub fn serve(config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    telemetry::init_subscriber(telemetry::get_subscriber(
+        &settings.telemetry,
+        std::io::stdout,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let application = Application::build(settings).await?;
+        tracing::info!(port = application.port(), "storehook is serving");
+        application.run_until_stopped().await
+    })
+}
+
+/// What every role shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub settings: Settings,
+    pub ledger: Ledger,
+    pub metrics: Metrics,
+    pub bus: BusState,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A built gateway: HTTP bound, background tasks running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    ledger: Ledger,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl Application {
+    /// Connect to the database (migrating it) and the broker (in the background: the gateway
+    /// serves and commits while the broker is away), upsert the configured tenants, bind HTTP.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let mut prometheus = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::register(&mut prometheus);
+        let ledger = Ledger::connect(&settings.database).await?;
+        registry::upsert_from_settings(ledger.pool(), &settings.tenants)
+            .await
+            .context("tenants: cannot store the configured tenants, sources and endpoints")?;
+
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let (bus_state, supervisor) =
+            bus::connection::spawn(settings.broker.clone(), metrics.clone(), shutdown.clone());
+        tasks.push(("broker connection", supervisor));
+        let shared = Shared {
+            settings,
+            ledger,
+            metrics,
+            bus: bus_state,
+            shutdown,
+        };
+
+        let ingest = start_ingest(&shared, &mut tasks);
+        let ops = web::Data::new(OpsState {
+            ledger: shared.ledger.clone(),
+            publisher: ingest.publisher.clone(),
+            registry: prometheus,
+        });
+
+        let server_settings = &shared.settings.server;
+        let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
+            .with_context(|| {
+                format!(
+                    "server.port: cannot listen on {}:{}",
+                    server_settings.host, server_settings.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let server = http::server(
+            listener,
+            server_settings.workers,
+            web::Data::new(ingest),
+            ops,
+        )?;
+        Ok(Application {
+            port,
+            server,
+            ledger: shared.ledger,
+            shutdown: shutdown_tx,
+            tasks,
+        })
+    }
+
+    /// The bound HTTP port (useful with `server.port = 0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until SIGINT/SIGTERM (actix stops accepting and finishes in-flight requests), then
+    /// stop the background tasks: queued notifications are committed, claims are left to expire.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        self.shutdown.send_replace(true);
+        for (name, task) in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(task = name, "Background task did not stop in time");
+            }
+        }
+        self.ledger.close().await;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// The ingest role: ledger writer, publisher, outbox relay; returns the HTTP route's state.
+fn start_ingest(shared: &Shared, tasks: &mut Vec<(&'static str, JoinHandle<()>)>) -> IngestState {
+    let settings = &shared.settings;
+    let hold = settings.testing.hold_publish;
+    if hold {
+        tracing::warn!("testing.hold_publish is set: events are committed but never published");
+    }
+    let publisher = Publisher::new(
+        shared.bus.clone(),
+        bus::events_exchange(&settings.broker.prefix),
+        shared.metrics.clone(),
+        hold,
+    );
+    let (writer, writer_task) = LedgerWriter::spawn(
+        shared.ledger.pool().clone(),
+        shared.metrics.clone(),
+        settings.ingest.queue_depth,
+        settings.ingest.batch_max,
+        settings.commit_wait(),
+        Duration::from_millis(settings.outbox.grace_ms),
+        shared.shutdown.clone(),
+    );
+    tasks.push(("ledger writer", writer_task));
+    let relay = Relay {
+        pool: shared.ledger.pool().clone(),
+        publisher: publisher.clone(),
+        writer: writer.clone(),
+        metrics: shared.metrics.clone(),
+        settings: settings.outbox.clone(),
+        relay_id: uuid::Uuid::new_v4().to_string(),
+        hold,
+    };
+    tasks.push(("outbox relay", relay.spawn(shared.shutdown.clone())));
+    IngestState {
+        registry: Registry::new(
+            shared.ledger.pool().clone(),
+            Duration::from_millis(settings.ingest.source_cache_ms),
+        ),
+        writer,
+        publisher,
+        metrics: shared.metrics.clone(),
+        body_limit: settings.server.body_limit,
+        publish_wait: settings.publish_wait(),
+    }
+}
