@@ -1,3 +1,4 @@
 //! The adapters' single integration-test binary.
 
 mod golden;
+mod rustore;
