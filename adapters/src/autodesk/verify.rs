@@ -63,8 +63,8 @@ fn check(
     if present.is_empty() {
         let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
         return Err(AdapterError::unauthenticated(format!(
-            "{} absent, but this source only accepts its {what}",
-            names_phrase(&names)
+            "{}, but this source only accepts its {what}",
+            missing(&names)
         )));
     }
     if present
@@ -78,12 +78,12 @@ fn check(
         .map(|(name, value)| format!("{name} {}", quoted(value)))
         .collect();
     let verb = if described.len() == 1 {
-        "is not one"
+        "is not one of"
     } else {
-        "are not any"
+        "are not among"
     };
     Err(AdapterError::unauthenticated(format!(
-        "{} {verb} of this source's {what}",
+        "{} {verb} this source's {what}",
         described.join(" and ")
     )))
 }
@@ -102,11 +102,11 @@ fn is_listed(allowed: &[String], value: &str, case: Case) -> bool {
     bool::from(found)
 }
 
-/// `receiver_email`, or `receiver_email nor business`, as the subject of "absent".
-fn names_phrase(names: &[&str]) -> String {
+/// `receiver_id is absent`, or `neither receiver_email nor business is present`.
+fn missing(names: &[&str]) -> String {
     match names {
-        [one] => format!("{one} is"),
-        _ => format!("neither {} is", names.join(" nor ")),
+        [one] => format!("{one} is absent"),
+        _ => format!("neither {} is present", names.join(" nor ")),
     }
 }
 
