@@ -1,4 +1,5 @@
 //! The adapters' single integration-test binary.
 
+mod autodesk;
 mod golden;
 mod rustore;
