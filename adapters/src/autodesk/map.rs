@@ -64,31 +64,18 @@ fn classify(txn_type: TxnType, status: PaymentStatus, ipn: &Ipn) -> EventType {
     use PaymentStatus as S;
     use TxnType as T;
 
-    match status {
-        S::Refunded => return E::TransactionRefunded,
-        S::Reversed => return E::TransactionChargedBack,
-        S::CanceledReversal => return E::TransactionChargebackReversed,
-        S::Voided => return E::TransactionVoided,
-        S::Completed | S::Pending | S::Failed | S::Expired | S::Absent | S::Unknown => {}
-    }
-    match txn_type {
-        T::SubscrSignup if has_trial(ipn) => return E::SubscriptionTrialStarted,
-        T::SubscrSignup => return E::SubscriptionStarted,
-        T::SubscrCancel => return E::SubscriptionRenewalDisabled,
-        T::SubscrEot => return E::SubscriptionExpired,
-        T::SubscrFailed => return E::SubscriptionBillingIssue,
-        T::SubscrModify => return E::SubscriptionModified,
-        T::WebAccept
-        | T::Cart
-        | T::ExpressCheckout
-        | T::SubscrPayment
-        | T::Free
-        | T::Trial
-        | T::Free30DayTrial
-        | T::Absent
-        | T::Unknown => {}
+    let moves_money_back = matches!(
+        status,
+        S::Refunded | S::Reversed | S::CanceledReversal | S::Voided
+    );
+    if !moves_money_back && let Some(event_type) = life_cycle(txn_type, ipn) {
+        return event_type;
     }
     match status {
+        S::Refunded => E::TransactionRefunded,
+        S::Reversed => E::TransactionChargedBack,
+        S::CanceledReversal => E::TransactionChargebackReversed,
+        S::Voided => E::TransactionVoided,
         S::Expired => E::TransactionExpired,
         S::Failed => E::TransactionFailed,
         S::Pending => E::TransactionPending,
@@ -123,7 +110,29 @@ fn classify(txn_type: TxnType, status: PaymentStatus, ipn: &Ipn) -> EventType {
             | T::Absent
             | T::Unknown => E::StoreUnrecognized,
         },
-        S::Refunded | S::Reversed | S::CanceledReversal | S::Voided => E::StoreUnrecognized,
+    }
+}
+
+/// The subscription life-cycle notifications, which say what happened by their `txn_type` alone.
+fn life_cycle(txn_type: TxnType, ipn: &Ipn) -> Option<EventType> {
+    use EventType as E;
+    use TxnType as T;
+    match txn_type {
+        T::SubscrSignup if has_trial(ipn) => Some(E::SubscriptionTrialStarted),
+        T::SubscrSignup => Some(E::SubscriptionStarted),
+        T::SubscrCancel => Some(E::SubscriptionRenewalDisabled),
+        T::SubscrEot => Some(E::SubscriptionExpired),
+        T::SubscrFailed => Some(E::SubscriptionBillingIssue),
+        T::SubscrModify => Some(E::SubscriptionModified),
+        T::WebAccept
+        | T::Cart
+        | T::ExpressCheckout
+        | T::SubscrPayment
+        | T::Free
+        | T::Trial
+        | T::Free30DayTrial
+        | T::Absent
+        | T::Unknown => None,
     }
 }
 
