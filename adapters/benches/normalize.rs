@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
-use storehook_adapters::{Context, SourceConfig, Store, autodesk, process, rustore};
+use storehook_adapters::{Context, SourceConfig, Store, process};
 
 struct Case {
     config: SourceConfig,
@@ -20,32 +20,15 @@ struct Case {
     received_at: DateTime<Utc>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn config(store: Store, c: &Value) -> Option<SourceConfig> {
-    Some(match store {
-        Store::RuStore => SourceConfig::RuStore(rustore::Config {
-            key: rustore::AesKey::parse(c["key"].as_str()?).ok()?,
-            previous_key: match c["previous_key"].as_str() {
-                Some(k) => Some(rustore::AesKey::parse(k).ok()?),
-                None => None,
-            },
-            app_id: c["app_id"].as_str().map(str::to_owned),
-        }),
-        Store::Autodesk => SourceConfig::Autodesk(autodesk::Config {
-            receiver_emails: strings(&c["receiver_emails"]),
-            receiver_ids: strings(&c["receiver_ids"]),
-            app_ids: strings(&c["app_ids"]),
-        }),
-    })
+    match store {
+        Store::RuStore => serde_json::from_value(c.clone())
+            .ok()
+            .map(SourceConfig::RuStore),
+        Store::Autodesk => serde_json::from_value(c.clone())
+            .ok()
+            .map(SourceConfig::Autodesk),
+    }
 }
 
 /// The store's golden cases whose expected outcome is a list of events.
