@@ -30,6 +30,7 @@
 pub mod bus;
 pub mod cli;
 pub mod configuration;
+pub mod forward;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
