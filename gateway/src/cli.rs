@@ -1,4 +1,5 @@
-//! The command line: `storehook serve` and `storehook normalize <store>`.
+//! The command line: `storehook serve`, `storehook forward`, `storehook normalize <store>` and
+//! `storehook retry-schedule`.
 //!
 //! Exit codes are part of the interface: 0 success, 1 usage or I/O error, 2 a notification the
 //! adapter rejected (so a script can tell "my command is wrong" from "the store's body is bad").
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use crate::configuration::Roles;
+use crate::forward::schedule::{RetryPolicy, Schedule};
 use crate::normalize;
 
 /// storehook: a normalizing webhook gateway between app stores and your backend.
@@ -21,8 +24,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP gateway the stores call (ingest, ledger, publishing, outbox relay).
+    /// Run the gateway: ingest (HTTP, ledger, publishing, outbox relay) and the webhook forwarder,
+    /// or one of them with `--role`.
     Serve(ServeArgs),
+    /// Run only the webhook forwarder (same as `serve --role forward`).
+    Forward(ForwardArgs),
+    /// Print the retry ladder: step, delay, cumulative time.
+    RetrySchedule(RetryScheduleArgs),
     /// Dry run: verify and normalize one raw notification body and print its events, one JSON
     /// object per line, exactly as the gateway would publish them.
     Normalize(NormalizeArgs),
@@ -36,6 +44,45 @@ pub struct ServeArgs {
     /// when present. `STOREHOOK__<SECTION>__<KEY>` environment variables override both.
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Run only this role (default: the configuration's `[roles]`, both unless set otherwise).
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+}
+
+/// One role of the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// HTTP ingest, ledger, publishing, outbox relay.
+    Ingest,
+    /// The webhook forwarder.
+    Forward,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Configuration file (TOML), as for `serve`.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryScheduleArgs {
+    /// Retries after the initial attempt.
+    #[arg(long, default_value_t = 16)]
+    pub retries: u32,
+    /// The first retry's delay, e.g. `10s`, `500ms`.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub first_delay: std::time::Duration,
+    /// The total of all delays, e.g. `36h`, `1h30m`.
+    #[arg(long, value_name = "DUR", default_value = "36h", value_parser = parse_duration)]
+    pub window: std::time::Duration,
+    /// Print a JSON array of the delays in seconds instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::forward::schedule::parse_duration(text)
 }
 
 #[derive(Debug, Args)]
@@ -128,13 +175,55 @@ pub fn main() -> ExitCode {
             println!("{}", new_ingest_key());
             ExitCode::SUCCESS
         }
-        Command::Serve(args) => match crate::startup::serve(args.config.as_deref()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Serve(args) => {
+            let roles = args.role.map(|role| Roles {
+                ingest: role == Role::Ingest,
+                forward: role == Role::Forward,
+            });
+            run_gateway(args.config.as_deref(), roles)
+        }
+        Command::Forward(args) => run_gateway(
+            args.config.as_deref(),
+            Some(Roles {
+                ingest: false,
+                forward: true,
+            }),
+        ),
+        Command::RetrySchedule(args) => retry_schedule(&args),
+    }
+}
+
+fn run_gateway(config: Option<&std::path::Path>, roles: Option<Roles>) -> ExitCode {
+    match crate::startup::serve(config, roles) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `storehook retry-schedule`: the ladder as a table, or its delays in seconds as JSON.
+fn retry_schedule(args: &RetryScheduleArgs) -> ExitCode {
+    let policy = RetryPolicy {
+        retries: args.retries,
+        first_delay: args.first_delay,
+        window: args.window,
+    };
+    match Schedule::new(policy) {
+        Ok(schedule) if args.json => {
+            let seconds: Vec<f64> = schedule.delays().map(|d| d.as_secs_f64()).collect();
+            println!("{}", serde_json::Value::from(seconds));
+            ExitCode::SUCCESS
+        }
+        Ok(schedule) => {
+            print!("{schedule}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -26,8 +26,34 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[serde(default)]
     pub testing: TestingSettings,
+    /// Which roles `storehook serve` runs; both by default.
+    #[serde(default)]
+    pub roles: Roles,
+    /// The webhook forwarder.
+    #[serde(default)]
+    pub forward: crate::forward::ForwardSettings,
     #[serde(default)]
     pub tenants: Vec<TenantSettings>,
+}
+
+/// `[roles]`: what this process does. `storehook serve --role …` and `storehook forward` set it
+/// from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Roles {
+    /// HTTP ingest, ledger writer, publishing and the outbox relay.
+    pub ingest: bool,
+    /// The webhook forwarder.
+    pub forward: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            ingest: true,
+            forward: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -379,6 +405,9 @@ impl Settings {
                 "must exceed the time a publish may take (ingest.publish_wait_ms)",
             ));
         }
+        self.forward
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         self.validate_tenants()
     }
 
@@ -449,20 +478,18 @@ impl Settings {
                     return Err(invalid(format!("{at}.url"), "must be an http(s) URL"));
                 }
                 for (i, secret) in endpoint.secrets.iter().enumerate() {
-                    if !secret.expose().starts_with("whsec_") {
-                        return Err(invalid(
-                            format!("{at}.secrets[{i}]"),
-                            "must look like whsec_<base64>",
-                        ));
-                    }
+                    crate::forward::signature::SigningSecret::parse(secret.expose()).map_err(
+                        |e| {
+                            invalid(
+                                format!("{at}.secrets[{i}]"),
+                                format!("must look like whsec_<base64>: {e}"),
+                            )
+                        },
+                    )?;
                 }
                 for (i, event_type) in endpoint.event_types.iter().enumerate() {
-                    if event_type.parse::<storehook_schema::EventType>().is_err() {
-                        return Err(invalid(
-                            format!("{at}.event_types[{i}]"),
-                            format!("{event_type:?} is not an event type"),
-                        ));
-                    }
+                    crate::forward::config::TypeFilter::parse(std::slice::from_ref(event_type))
+                        .map_err(|message| invalid(format!("{at}.event_types[{i}]"), message))?;
                 }
             }
         }

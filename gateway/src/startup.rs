@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::bus::{self, BusState, Publisher};
-use crate::configuration::Settings;
+use crate::configuration::{Roles, Settings};
 use crate::http::{self, IngestState, OpsState};
 use crate::ledger::Ledger;
 use crate::ledger::registry::{self, Registry};
@@ -25,9 +25,13 @@ use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::telemetry;
 
-/// `storehook serve`: load the configuration, start logging, run until SIGINT/SIGTERM.
-pub fn serve(config: Option<&Path>) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
+/// `storehook serve`: load the configuration, start logging, run until SIGINT/SIGTERM. `roles`,
+/// when given, replaces the configuration's `[roles]`.
+pub fn serve(config: Option<&Path>, roles: Option<Roles>) -> anyhow::Result<()> {
+    let mut settings = Settings::load(config)?;
+    if let Some(roles) = roles {
+        settings.roles = roles;
+    }
     telemetry::init_subscriber(telemetry::get_subscriber(
         &settings.telemetry,
         std::io::stdout,
@@ -94,10 +98,27 @@ impl Application {
             shutdown,
         };
 
-        let ingest = start_ingest(&shared, &mut tasks);
+        let roles = shared.settings.roles;
+        if !roles.ingest && !roles.forward {
+            anyhow::bail!("roles: enable ingest, forward or both");
+        }
+        let ingest = roles.ingest.then(|| start_ingest(&shared, &mut tasks));
+        if roles.forward {
+            crate::forward::start(&shared, &mut tasks)?;
+        }
+        let publisher = match &ingest {
+            Some(ingest) => ingest.publisher.clone(),
+            // Without ingest nothing is published; `/readyz` still asks whether the link is up.
+            None => Publisher::new(
+                shared.bus.clone(),
+                bus::events_exchange(&shared.settings.broker.prefix),
+                shared.metrics.clone(),
+                true,
+            ),
+        };
         let ops = web::Data::new(OpsState {
             ledger: shared.ledger.clone(),
-            publisher: ingest.publisher.clone(),
+            publisher,
             registry: prometheus,
         });
 
@@ -113,7 +134,7 @@ impl Application {
         let server = http::server(
             listener,
             server_settings.workers,
-            web::Data::new(ingest),
+            ingest.map(web::Data::new),
             ops,
         )?;
         Ok(Application {
@@ -128,6 +149,12 @@ impl Application {
     /// The bound HTTP port (useful with `server.port = 0`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the HTTP server; [`Application::run_until_stopped`] then stops every role as on
+    /// SIGTERM (tests use it to stop a gateway in-process).
+    pub fn stop_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serve until SIGINT/SIGTERM (actix stops accepting and finishes in-flight requests), then

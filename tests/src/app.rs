@@ -141,6 +141,10 @@ unroutable_retry_ms = 200
 format = "pretty"
 filter = "warn"
 
+# The ingest tests run no forwarder (its tests, in `forwarding`, start their own).
+[roles]
+forward = false
+
 [[tenants]]
 id = "{tenant}"
 

@@ -9,9 +9,15 @@
 //!   and database (a SQLite temp file or a fresh PostgreSQL database), or the real binary.
 //! - [`broker`]: a RabbitMQ [`broker::Consumer`] bound by routing pattern, and a private RabbitMQ
 //!   node ([`broker::PrivateNode`]) for tests that stop and start the broker.
+//! - [`forwarding`]: a storehook running the webhook forwarder ([`forwarding::ForwardApp`]) with its
+//!   own prefix, database and endpoints; events published straight to the exchange; the attempt
+//!   log and the forwarder's queues.
+//! - [`receiver`]: a scripted webhook receiver (hyper on port 0).
 
 pub mod app;
 pub mod broker;
+pub mod forwarding;
+pub mod receiver;
 pub mod stores;
 
 /// RabbitMQ as the machine runs it (guest/guest).

@@ -31,14 +31,19 @@ pub struct OpsState {
 pub fn server(
     listener: TcpListener,
     workers: usize,
-    ingest: web::Data<IngestState>,
+    ingest: Option<web::Data<IngestState>>,
     ops: web::Data<OpsState>,
 ) -> std::io::Result<Server> {
     let mut server = HttpServer::new(move || {
+        // Without the ingest role (`storehook forward`) only the operational endpoints are served.
+        let ingest = ingest.clone();
         App::new()
-            .app_data(ingest.clone())
+            .configure(move |config| {
+                if let Some(ingest) = ingest {
+                    config.app_data(ingest).service(ingest::ingest);
+                }
+            })
             .app_data(ops.clone())
-            .service(ingest::ingest)
             .service(health::healthz)
             .service(health::readyz)
             .service(health::metrics)

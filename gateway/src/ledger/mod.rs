@@ -27,11 +27,18 @@ use crate::configuration::DatabaseSettings;
 
 /// The migrations, in order. A new one is a new numbered file in `gateway/migrations/` and a line
 /// here; the binary carries them, so a deployment needs no migration files on disk.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "registry and ledger",
-    include_str!("../../migrations/0001_registry_and_ledger.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "registry and ledger",
+        include_str!("../../migrations/0001_registry_and_ledger.sql"),
+    ),
+    (
+        2,
+        "delivery attempts",
+        include_str!("../../migrations/0002_delivery_attempts.sql"),
+    ),
+];
 
 /// Which database the URL named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

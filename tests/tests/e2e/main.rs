@@ -4,5 +4,6 @@
 //! fresh PostgreSQL database) and cleans up what it declared, so tests run in parallel and rerun.
 
 mod crash;
+mod forward;
 mod ingest;
 mod outage;

@@ -1,0 +1,236 @@
+//! Load harness of the webhook forwarder, against the RabbitMQ at 127.0.0.1:5672 and a local
+//! receiver on loopback (nothing else is contacted).
+//!
+//! 1. Raw POST rate: a plain reqwest client posting an event body to the receiver.
+//! 2. Delivery throughput: `--events` events published to `<prefix>.events` first, then a
+//!    forwarder (SQLite attempt log, default settings) started to drain them; deliveries per
+//!    second from the first to the last receipt, every one signed and its attempt committed.
+//! 3. Latency: events published at `--rate` per second for `--seconds`; time from the publish to
+//!    the receiver seeing the first attempt, p50/p99/max.
+//!
+//! `cargo run --release -p storehook-tests --bin forward_bench`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sqlx::Row;
+use storehook_tests::forwarding::{
+    EndpointSpec, EventPublisher, ForwardConfig, delete_queues, event,
+};
+use storehook_tests::receiver::Receiver;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Events for the throughput run.
+    #[arg(long, default_value_t = 50_000)]
+    events: usize,
+    /// Events per second in the latency run.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Length of the latency run and of the raw POST run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent requests of the raw POST client.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let receiver = Receiver::counting().await;
+    let (_, sample) = event("bench", "subscription.renewed");
+
+    // 1. Raw POST rate.
+    let raw = raw_post_rate(
+        &receiver,
+        &sample,
+        args.concurrency,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    println!(
+        "raw POST rate: {raw:.0} requests/s ({} concurrent)",
+        args.concurrency
+    );
+
+    // 2. Throughput.
+    let mut config =
+        ForwardConfig::new(vec![EndpointSpec::new("bench", receiver.url("/bench"))], "");
+    config.tenant = "bench".to_owned();
+    let dir = tempfile::tempdir()?;
+    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let names = config.names(&database_url);
+    declare(&names).await?;
+    let publisher = EventPublisher::open(&names.exchange).await;
+    let mut confirms = Vec::with_capacity(1000);
+    for _ in 0..args.events {
+        let (id, body) = event("bench", "subscription.renewed");
+        confirms.push(
+            publisher
+                .send("bench", "subscription.renewed", &id, &body)
+                .await,
+        );
+        if confirms.len() == 1000 {
+            futures_util::future::join_all(confirms.drain(..)).await;
+        }
+    }
+    futures_util::future::join_all(confirms.drain(..)).await;
+    let before = receiver.total();
+    let started = Instant::now();
+    let application =
+        storehook::startup::Application::build(config.settings(&database_url)).await?;
+    let stop = application.stop_handle();
+    let run = tokio::spawn(application.run_until_stopped());
+    let target = before + args.events as u64;
+    let got = receiver
+        .wait_for_total(target, Duration::from_secs(600))
+        .await;
+    let drained = started.elapsed();
+    let seen = receiver.first_seen();
+    let times: Vec<Instant> = seen.values().copied().collect();
+    let first = times.iter().min().copied();
+    let last = times.iter().max().copied();
+    let pool = storehook::ledger::Ledger::connect(&config.settings(&database_url).database).await?;
+    let mut recorded = 0;
+    for _ in 0..600 {
+        recorded = sqlx::query("SELECT COUNT(*) FROM delivery_attempts")
+            .fetch_one(pool.pool())
+            .await?
+            .try_get::<i64, _>(0)?;
+        if recorded as u64 >= args.events as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let (Some(first), Some(last)) = (first, last) {
+        let window = last.duration_since(first).as_secs_f64();
+        let rate = (args.events.saturating_sub(1)) as f64 / window.max(1e-9);
+        println!(
+            "throughput: {} deliveries received ({} recorded) in {:.2} s from start ({:.2} s first to last receipt): {rate:.0} deliveries/s ({:.2} × raw)",
+            got - before,
+            recorded,
+            drained.as_secs_f64(),
+            window,
+            rate / raw,
+        );
+    }
+
+    // 3. Latency at a fixed rate.
+    let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let total = args.rate * args.seconds;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let published = AtomicU64::new(0);
+    let mut pending = Vec::new();
+    let before = receiver.total();
+    for _ in 0..total {
+        tick.tick().await;
+        let (id, body) = event("bench", "subscription.renewed");
+        if let Ok(mut sent) = sent.lock() {
+            sent.insert(id.clone(), Instant::now());
+        }
+        pending.push(
+            publisher
+                .send("bench", "subscription.renewed", &id, &body)
+                .await,
+        );
+        published.fetch_add(1, Ordering::Relaxed);
+        if pending.len() >= 100 {
+            // Await confirms off the publishing path.
+            let batch = std::mem::take(&mut pending);
+            tokio::spawn(futures_util::future::join_all(batch));
+        }
+    }
+    futures_util::future::join_all(pending).await;
+    receiver
+        .wait_for_total(before + total, Duration::from_secs(120))
+        .await;
+    let seen = receiver.first_seen();
+    let mut latencies: Vec<Duration> = sent
+        .lock()
+        .map(|sent| {
+            sent.iter()
+                .filter_map(|(id, at)| seen.get(id).map(|seen| seen.duration_since(*at)))
+                .collect()
+        })
+        .unwrap_or_default();
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "latency at {} events/s for {} s ({} delivered): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        args.rate,
+        args.seconds,
+        latencies.len(),
+        pick(0.50).as_secs_f64() * 1000.0,
+        pick(0.99).as_secs_f64() * 1000.0,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    );
+
+    stop.stop(true).await;
+    let _ = run.await;
+    pool.close().await;
+    delete_queues(&names).await;
+    storehook_tests::broker::delete_exchange(storehook_tests::AMQP_URL, &names.exchange).await;
+    Ok(())
+}
+
+/// Declare the forwarder's topology before it starts, so events can wait in its queue.
+async fn declare(names: &storehook::forward::topology::Names) -> anyhow::Result<()> {
+    let connection = lapin::Connection::connect(
+        storehook_tests::AMQP_URL,
+        lapin::ConnectionProperties::default(),
+    )
+    .await?;
+    let channel = connection.create_channel().await?;
+    storehook::forward::topology::declare(&channel, names).await?;
+    connection.close(200, "declared".into()).await?;
+    Ok(())
+}
+
+/// Requests per second a plain client gets from the receiver.
+async fn raw_post_rate(
+    receiver: &Receiver,
+    body: &[u8],
+    concurrency: usize,
+    length: Duration,
+) -> anyhow::Result<f64> {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let url = receiver.url("/raw");
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            let body = body.to_vec();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let sent = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    if let Ok(response) = sent {
+                        let _ = response.bytes().await;
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    futures_util::future::join_all(workers).await;
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
