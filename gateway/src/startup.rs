@@ -190,6 +190,7 @@ fn start_ingest(shared: &Shared, tasks: &mut Vec<(&'static str, JoinHandle<()>)>
     );
     let (writer, writer_task) = LedgerWriter::spawn(
         shared.ledger.pool().clone(),
+        shared.ledger.backend(),
         shared.metrics.clone(),
         settings.ingest.queue_depth,
         settings.ingest.batch_max,

@@ -86,7 +86,7 @@ pub async fn defer(
 /// they were confirmed).
 pub async fn release(pool: &AnyPool, relay_id: &str, ids: &[String]) -> Result<(), sqlx::Error> {
     for chunk in ids.chunks(500) {
-        let list = placeholders(chunk.len(), 1, 2).replace(['(', ')'], "");
+        let list = placeholders(chunk.len(), 1, 2, true).replace(['(', ')'], "");
         let sql = format!(
             "UPDATE events SET claimed_by = NULL, claimed_until = NULL \
              WHERE claimed_by = $1 AND id IN ({list})"

@@ -17,7 +17,7 @@ use sqlx::{AnyPool, Row};
 use storehook_adapters::{Event, Store};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{now_ms, placeholders, sha256_hex};
+use super::{Backend, now_ms, placeholders, sha256_hex};
 use crate::metrics::Metrics;
 
 /// Rows per multi-row statement: few statements per group, well under every parameter limit.
@@ -159,6 +159,7 @@ impl LedgerWriter {
     /// is committed.
     pub fn spawn(
         pool: AnyPool,
+        backend: Backend,
         metrics: Metrics,
         queue_depth: usize,
         batch_max: usize,
@@ -170,7 +171,10 @@ impl LedgerWriter {
         let (marks, marks_rx) = mpsc::unbounded_channel();
         let grace_ms = i64::try_from(relay_grace.as_millis()).unwrap_or(i64::MAX / 2);
         let task = tokio::spawn(run(
-            pool,
+            Database {
+                pool,
+                numbered: backend.numbered(),
+            },
             metrics,
             submissions_rx,
             marks_rx,
@@ -223,8 +227,15 @@ impl LedgerWriter {
     }
 }
 
-async fn run(
+/// The pool and its parameter style.
+#[derive(Debug)]
+struct Database {
     pool: AnyPool,
+    numbered: bool,
+}
+
+async fn run(
+    db: Database,
     metrics: Metrics,
     mut submissions: mpsc::Receiver<Submission>,
     mut marks: mpsc::UnboundedReceiver<Vec<String>>,
@@ -258,21 +269,21 @@ async fn run(
         while let Ok(ids) = marks.try_recv() {
             marked.extend(ids);
         }
-        commit_group(&pool, &metrics, grace_ms, &mut group, &mut marked).await;
+        commit_group(&db, &metrics, grace_ms, &mut group, &mut marked).await;
     }
     // Marks that arrive while shutting down still count.
     while let Ok(ids) = marks.try_recv() {
         marked.extend(ids);
     }
     if !marked.is_empty() {
-        commit_group(&pool, &metrics, grace_ms, &mut group, &mut marked).await;
+        commit_group(&db, &metrics, grace_ms, &mut group, &mut marked).await;
     }
 }
 
 /// Commit a group and answer every request in it. If the group fails, each notification is
 /// retried alone, so one that the database refuses cannot fail its neighbours.
 async fn commit_group(
-    pool: &AnyPool,
+    db: &Database,
     metrics: &Metrics,
     grace_ms: i64,
     group: &mut Vec<Submission>,
@@ -280,7 +291,7 @@ async fn commit_group(
 ) {
     let started = Instant::now();
     let notifications: Vec<&NewNotification> = group.iter().map(|s| &s.notification).collect();
-    let result = write(pool, grace_ms, &notifications, marked).await;
+    let result = write(db, grace_ms, &notifications, marked).await;
     metrics.commit(started.elapsed().as_secs_f64(), group.len() + marked.len());
     match result {
         Ok(new_events) => {
@@ -292,7 +303,7 @@ async fn commit_group(
         Err(error) => {
             tracing::error!(%error, notifications = group.len(), "Ledger commit failed");
             if !marked.is_empty() {
-                if let Err(error) = write(pool, grace_ms, &[], marked).await {
+                if let Err(error) = write(db, grace_ms, &[], marked).await {
                     // The relay republishes these; consumers see a duplicate, never a loss.
                     tracing::error!(%error, events = marked.len(), "Cannot mark events published");
                 }
@@ -301,7 +312,7 @@ async fn commit_group(
             let single = group.len() > 1;
             for submission in group.drain(..) {
                 let result = if single {
-                    write(pool, grace_ms, &[&submission.notification], &[])
+                    write(db, grace_ms, &[&submission.notification], &[])
                         .await
                         .map(|mut events| events.pop().unwrap_or_default())
                         .map_err(|e| WriteError::Database(e.to_string()))
@@ -317,13 +328,14 @@ async fn commit_group(
 /// One transaction: insert the notifications that are new, the events of those that are new,
 /// and the published marks. Returns, per notification, its newly stored events.
 async fn write(
-    pool: &AnyPool,
+    db: &Database,
     grace_ms: i64,
     notifications: &[&NewNotification],
     marked: &[String],
 ) -> Result<Vec<Vec<Arc<NewEvent>>>, sqlx::Error> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let numbered = db.numbered;
+    let mut tx = db.pool.begin().await?;
 
     let mut new_notifications: HashSet<String> = HashSet::new();
     for chunk in notifications.chunks(ROWS_PER_STATEMENT) {
@@ -331,7 +343,7 @@ async fn write(
             "INSERT INTO notifications \
              (id, tenant_id, source_id, store, received_at, status, reason, body) \
              VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            placeholders(chunk.len(), 8, 1)
+            placeholders(chunk.len(), 8, 1, numbered)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for n in chunk {
@@ -374,7 +386,7 @@ async fn write(
              (id, notification_id, tenant_id, source_id, event_type, routing_key, payload, \
               created_at, next_attempt_at) \
              VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            placeholders(chunk.len(), 9, 1)
+            placeholders(chunk.len(), 9, 1, numbered)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (_, n, event) in chunk {
@@ -402,13 +414,11 @@ async fn write(
     }
 
     for chunk in marked.chunks(ROWS_PER_STATEMENT * 5) {
-        let ids = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ids = placeholders(chunk.len(), 1, 2, numbered).replace(['(', ')'], "");
+        let published_at = if numbered { "$1" } else { "?" };
         let sql = format!(
-            "UPDATE events SET published_at = $1, claimed_by = NULL, claimed_until = NULL \
-             WHERE id IN ({ids}) AND published_at IS NULL"
+            "UPDATE events SET published_at = {published_at}, claimed_by = NULL, \
+             claimed_until = NULL WHERE id IN ({ids}) AND published_at IS NULL"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
         for id in chunk {

@@ -1,1 +1,361 @@
-fn main() {}
+//! The ingest load harness.
+//!
+//! Starts the real `storehook` binary (built beside this one: `cargo build --release -p storehook`)
+//! on SQLite with a fresh exchange prefix, binds a durable queue to its exchange so every event is
+//! routed, drives N RuStore notifications (encrypted here with `aes-gcm`) at concurrency C and
+//! reports throughput and p50/p99 latency. Then, in the same run, it measures the broker's raw
+//! publish-confirm ceiling: a plain lapin publisher sending messages of the same size, persistent
+//! and `mandatory`, to an exchange bound to the same kind of queue, with the same number in flight.
+//!
+//! ```text
+//! cargo build --release -p storehook
+//! cargo run --release -p storehook-tests --bin loadgen -- --count 50000 --concurrency 64
+//! ```
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use storehook_tests::app::{Backend, Fixture, TestDatabase, configuration_toml, wait_until_ready};
+use storehook_tests::broker::{declare_durable_queue, free_port};
+use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Drive RuStore notifications into storehook and compare with the broker's raw publish-confirm ceiling"
+)]
+struct Args {
+    /// Notifications to send (after the warm-up).
+    #[arg(long, default_value_t = 50_000)]
+    count: usize,
+    /// Requests in flight at once (and publishes in flight for the raw ceiling).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Notifications sent first and not measured.
+    #[arg(long, default_value_t = 2_000)]
+    warmup: usize,
+    /// RabbitMQ to use.
+    #[arg(long, default_value = storehook_tests::AMQP_URL)]
+    amqp_url: String,
+    /// `database.sqlite_synchronous` of the storehook under test.
+    #[arg(long, default_value = "full")]
+    sqlite_synchronous: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let fixture = Fixture::new(&args.amqp_url);
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let config = dir.path().join("storehook.toml");
+    let toml = configuration_toml(&fixture, &database.url, port, "")
+        .replace(
+            "sqlite_synchronous = \"normal\"",
+            &format!("sqlite_synchronous = \"{}\"", args.sqlite_synchronous),
+        )
+        .replace("workers = 2", "workers = 0");
+    std::fs::write(&config, toml)?;
+
+    let queue = format!("{}.bench", fixture.prefix);
+    declare_durable_queue(&args.amqp_url, &fixture.exchange(), &queue, &["#"]).await;
+    let mut storehook = Command::new(sibling_binary("storehook")?)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start storehook")?;
+    let result = run(&args, &fixture, port, &queue).await;
+    stop(&mut storehook);
+    cleanup(&args.amqp_url, &fixture, &queue).await;
+    result
+}
+
+async fn run(args: &Args, fixture: &Fixture, port: u16, queue: &str) -> anyhow::Result<()> {
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    wait_until_ready(&http, &address).await;
+    let url = format!("{address}/ingest/rustore/{}", fixture.rustore_ingest_key);
+
+    let total = args.warmup + args.count;
+    eprintln!("encrypting {total} RuStore notifications…");
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..total)
+            .map(|i| {
+                rustore_envelope(
+                    &RUSTORE_KEY,
+                    &format!("bench-{i}"),
+                    &rustore_invoice(&format!("{}", 1_000_000 + i), "CONFIRMED", false),
+                )
+            })
+            .collect(),
+    );
+    let body_bytes = bodies.first().map(String::len).unwrap_or_default();
+
+    drive(&http, &url, &bodies, 0..args.warmup, args.concurrency).await?;
+    eprintln!(
+        "sending {} notifications at concurrency {}…",
+        args.count, args.concurrency
+    );
+    let started = Instant::now();
+    let mut latencies = drive(&http, &url, &bodies, args.warmup..total, args.concurrency).await?;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let throughput = args.count as f64 / elapsed.as_secs_f64();
+    let p50 = percentile(&latencies, 0.50);
+    let p99 = percentile(&latencies, 0.99);
+
+    // Every event must reach the queue: wait (bounded) for the count, then take one to size it.
+    let published = wait_for_queue_depth(&args.amqp_url, queue, total).await?;
+    let event_bytes = sample_message_size(&args.amqp_url, queue).await?;
+
+    eprintln!("measuring the raw publish-confirm ceiling…");
+    let raw = raw_ceiling(
+        &args.amqp_url,
+        &fixture.prefix,
+        args.count,
+        args.concurrency,
+        event_bytes,
+    )
+    .await?;
+
+    println!(
+        "storehook ingest (RuStore, SQLite, synchronous={})",
+        args.sqlite_synchronous
+    );
+    println!(
+        "  notifications     {} (+{} warm-up), concurrency {}",
+        args.count, args.warmup, args.concurrency
+    );
+    println!("  request body      {body_bytes} bytes, event {event_bytes} bytes");
+    println!("  throughput        {throughput:.0} notifications/s");
+    println!(
+        "  latency           p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
+    println!("  events in queue   {published} of {total}");
+    println!(
+        "raw lapin publish-confirm ceiling (persistent, mandatory, {event_bytes} bytes, {} in flight)",
+        args.concurrency
+    );
+    println!("  throughput        {raw:.0} messages/s");
+    println!("ratio               {:.2}", throughput / raw);
+    Ok(())
+}
+
+/// POST `bodies[range]` with `concurrency` requests in flight; every answer must be 200.
+async fn drive(
+    http: &reqwest::Client,
+    url: &str,
+    bodies: &Arc<Vec<String>>,
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (http, url, bodies, next, end) = (
+            http.clone(),
+            url.to_owned(),
+            Arc::clone(bodies),
+            Arc::clone(&next),
+            range.end,
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let started = Instant::now();
+                let response = http.post(&url).body(bodies[i].clone()).send().await?;
+                let status = response.status();
+                let _ = response.bytes().await?;
+                latencies.push(started.elapsed());
+                if status != 200 {
+                    bail!("notification {i} answered {status}");
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(range.len());
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok(latencies)
+}
+
+/// Publish `count` messages of `size` bytes with `in_flight` publishers, each awaiting its
+/// confirm before the next publish: `in_flight` unconfirmed messages at any time, as with
+/// `in_flight` concurrent ingest requests.
+async fn raw_ceiling(
+    amqp_url: &str,
+    prefix: &str,
+    count: usize,
+    in_flight: usize,
+    size: usize,
+) -> anyhow::Result<f64> {
+    let exchange = format!("{prefix}.raw");
+    let queue = format!("{prefix}.raw");
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    declare_durable_queue(amqp_url, &exchange, &queue, &["#"]).await;
+    let payload = Arc::new(vec![b'x'; size]);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut publishers = Vec::with_capacity(in_flight);
+    for _ in 0..in_flight {
+        let (channel, exchange, payload, next) = (
+            channel.clone(),
+            exchange.clone(),
+            Arc::clone(&payload),
+            Arc::clone(&next),
+        );
+        publishers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let confirm = channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "bench.rustore.production.transaction.succeeded".into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &payload,
+                        BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_content_type("application/json".into())
+                            .with_message_id(uuid::Uuid::new_v4().to_string().into()),
+                    )
+                    .await?
+                    .await?;
+                if confirm != Confirmation::Ack(None) {
+                    bail!("raw publish {i} not routed: {confirm:?}");
+                }
+            }
+        }));
+    }
+    for publisher in publishers {
+        publisher.await??;
+    }
+    let elapsed = started.elapsed();
+    let _ = channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = channel
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(count as f64 / elapsed.as_secs_f64())
+}
+
+/// Poll the queue's depth until it holds `expected` messages (at most 60 s); returns the depth.
+async fn wait_for_queue_depth(amqp_url: &str, queue: &str, expected: usize) -> anyhow::Result<u32> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let depth = declared.message_count();
+        if depth as usize >= expected || Instant::now() > deadline {
+            let _ = connection.close(200, "done".into()).await;
+            return Ok(depth);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The size of one event as published.
+async fn sample_message_size(amqp_url: &str, queue: &str) -> anyhow::Result<usize> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let message = channel
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await?
+        .context("the bench queue is empty")?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(message.delivery.data.len())
+}
+
+async fn cleanup(amqp_url: &str, fixture: &Fixture, queue: &str) {
+    if let Ok(connection) = Connection::connect(amqp_url, ConnectionProperties::default()).await {
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .queue_delete(queue.into(), QueueDeleteOptions::default())
+                .await;
+            let _ = channel
+                .exchange_delete(
+                    fixture.exchange().as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let binary = exe
+        .parent()
+        .map(|dir| dir.join(name))
+        .context("no directory for the loadgen binary")?;
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build --release -p storehook`",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
