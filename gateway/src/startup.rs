@@ -20,7 +20,7 @@ use crate::configuration::{Roles, Settings};
 use crate::http::{self, IngestState, OpsState};
 use crate::ledger::Ledger;
 use crate::ledger::registry::{self, Registry};
-use crate::ledger::writer::LedgerWriter;
+use crate::ledger::writer::{LedgerWriter, WriterTuning};
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::telemetry;
@@ -192,10 +192,12 @@ fn start_ingest(shared: &Shared, tasks: &mut Vec<(&'static str, JoinHandle<()>)>
         shared.ledger.pool().clone(),
         shared.ledger.backend(),
         shared.metrics.clone(),
-        settings.ingest.queue_depth,
-        settings.ingest.batch_max,
-        settings.commit_wait(),
-        Duration::from_millis(settings.outbox.grace_ms),
+        WriterTuning {
+            queue_depth: settings.ingest.queue_depth,
+            batch_max: settings.ingest.batch_max,
+            commit_wait: settings.commit_wait(),
+            relay_grace: Duration::from_millis(settings.outbox.grace_ms),
+        },
         shared.shutdown.clone(),
     );
     tasks.push(("ledger writer", writer_task));

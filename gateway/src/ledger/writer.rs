@@ -138,6 +138,19 @@ struct Submission {
     reply: oneshot::Sender<Result<Vec<Arc<NewEvent>>, WriteError>>,
 }
 
+/// How the writer groups and waits (from `[ingest]` and `[outbox]`).
+#[derive(Debug, Clone, Copy)]
+pub struct WriterTuning {
+    /// Notifications waiting before new ones are refused (503).
+    pub queue_depth: usize,
+    /// Most notifications per transaction.
+    pub batch_max: usize,
+    /// How long a request waits for its commit.
+    pub commit_wait: Duration,
+    /// How long a fresh event is left to its request before the relay may take it.
+    pub relay_grace: Duration,
+}
+
 /// The handle requests and publishers use; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LedgerWriter {
@@ -161,12 +174,15 @@ impl LedgerWriter {
         pool: AnyPool,
         backend: Backend,
         metrics: Metrics,
-        queue_depth: usize,
-        batch_max: usize,
-        commit_wait: Duration,
-        relay_grace: Duration,
+        tuning: WriterTuning,
         shutdown: watch::Receiver<bool>,
     ) -> (LedgerWriter, tokio::task::JoinHandle<()>) {
+        let WriterTuning {
+            queue_depth,
+            batch_max,
+            commit_wait,
+            relay_grace,
+        } = tuning;
         let (submissions, submissions_rx) = mpsc::channel(queue_depth);
         let (marks, marks_rx) = mpsc::unbounded_channel();
         let grace_ms = i64::try_from(relay_grace.as_millis()).unwrap_or(i64::MAX / 2);
