@@ -55,7 +55,7 @@ pub fn start(
     let forwarder = Arc::new(worker::Forwarder::new(
         names, schedule, settings, endpoints, log, client,
     ));
-    let run = forwarder.run(shared.bus.clone(), shared.shutdown.clone());
+    let run = forwarder.run(shared.settings.broker.clone(), shared.shutdown.clone());
     // The forwarder first: the attempt log ends when the forwarder (its last sender) is gone.
     tasks.push(("webhook forwarder", tokio::spawn(run)));
     tasks.push(("attempt log", log_task));

@@ -19,7 +19,7 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -30,7 +30,7 @@ use super::config::ForwardSettings;
 use super::endpoints::{Endpoint, Endpoints};
 use super::schedule::Schedule;
 use super::topology::{self, Names};
-use crate::bus::{BusState, Link};
+use crate::configuration::BrokerSettings;
 use crate::ledger::now_ms;
 
 /// Message headers of a delivery in the ladder, in `<prefix>.deliveries` and in `<prefix>.dead`.
@@ -51,6 +51,9 @@ pub mod headers {
 /// trouble), so a persistent problem does not spin.
 const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
 
+/// A broker that accepts TCP but never finishes the handshake must not stall the forwarder.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The fields of an event the forwarder needs; the body is forwarded as is.
 #[derive(Debug, Deserialize)]
 struct EventHead {
@@ -69,12 +72,6 @@ pub struct Forwarder {
     endpoints: Endpoints,
     log: AttemptLog,
     client: reqwest::Client,
-}
-
-/// Why a session ended.
-enum SessionEnd {
-    Shutdown,
-    LinkChanged,
 }
 
 /// What happens to a delivery after a failed attempt.
@@ -104,54 +101,69 @@ impl Forwarder {
         }
     }
 
-    /// Consume until `shutdown`, following the connection supervisor's link across reconnects.
-    pub async fn run(self: Arc<Self>, mut bus: BusState, mut shutdown: watch::Receiver<bool>) {
-        let min = Duration::from_millis(100);
+    /// Consume until `shutdown`, reconnecting with backoff. The forwarder has a connection of
+    /// its own, so that on shutdown it can finish its in-flight deliveries (and acknowledge them)
+    /// before that connection closes, whatever the other roles do with theirs.
+    pub async fn run(self: Arc<Self>, broker: BrokerSettings, mut shutdown: watch::Receiver<bool>) {
+        let min = Duration::from_millis(broker.reconnect_min_ms);
+        let max = Duration::from_millis(broker.reconnect_max_ms);
         let mut backoff = min;
         loop {
-            let link = loop {
-                if let Some(link) = bus.borrow_and_update().clone() {
-                    break link;
-                }
-                tokio::select! {
-                    changed = bus.changed() => if changed.is_err() { return },
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                }
+            let properties =
+                ConnectionProperties::default().with_connection_name("storehook forwarder".into());
+            let connecting = Connection::connect(broker.url.expose(), properties);
+            let connected = tokio::select! {
+                connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => connected,
+                _ = shutdown.wait_for(|stop| *stop) => return,
             };
-            match self.session(&link, &mut bus, &mut shutdown).await {
-                Ok(SessionEnd::Shutdown) => return,
-                Ok(SessionEnd::LinkChanged) => backoff = min,
-                Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "Forwarder lost its channels");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
+            let error = match connected {
+                Ok(Ok(connection)) => {
+                    let end = self.session(&connection, &mut shutdown).await;
+                    let _ = connection.close(200, "storehook forwarder".into()).await;
+                    match end {
+                        Ok(()) => return,
+                        Err(error) => {
+                            backoff = min;
+                            error.to_string()
+                        }
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+            tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "Forwarder lost RabbitMQ; reconnecting");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
             }
+            backoff = (backoff * 2).min(max);
         }
     }
 
+    /// Declare, consume and deliver until `shutdown` (`Ok`) or a broker failure (`Err`).
     async fn session(
         self: &Arc<Self>,
-        link: &Arc<Link>,
-        bus: &mut BusState,
+        connection: &Connection,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<SessionEnd> {
-        let publish = link.connection.create_channel().await?;
+    ) -> anyhow::Result<()> {
+        let publish = connection.create_channel().await?;
         publish
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         topology::declare(&publish, &self.names).await?;
         let (events_channel, mut events) = self
-            .consume(link, &self.names.forward, self.settings.prefetch)
+            .consume(connection, &self.names.forward, self.settings.prefetch)
             .await?;
         let (retries_channel, mut retries) = self
-            .consume(link, &self.names.deliveries, self.settings.retry_prefetch)
+            .consume(
+                connection,
+                &self.names.deliveries,
+                self.settings.retry_prefetch,
+            )
             .await?;
         tracing::info!(queue = %self.names.forward, "Forwarder consuming");
         let mut in_flight = JoinSet::new();
+        let mut health = tokio::time::interval(Duration::from_millis(500));
         let end = loop {
             tokio::select! {
                 delivery = events.next() => match delivery {
@@ -173,8 +185,12 @@ impl Forwarder {
                     None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
                 },
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                _ = bus.changed() => break Ok(SessionEnd::LinkChanged),
-                _ = shutdown.wait_for(|stop| *stop) => break Ok(SessionEnd::Shutdown),
+                _ = health.tick() => {
+                    if !connection.status().connected() {
+                        break Err(anyhow::anyhow!("the connection closed"));
+                    }
+                }
+                _ = shutdown.wait_for(|stop| *stop) => break Ok(()),
             }
         };
         // Take nothing new; finish what is in flight (each is bounded by the timeout and a
@@ -190,11 +206,11 @@ impl Forwarder {
 
     async fn consume(
         &self,
-        link: &Link,
+        connection: &Connection,
         queue: &str,
         prefetch: u16,
     ) -> Result<(Channel, lapin::Consumer), lapin::Error> {
-        let channel = link.connection.create_channel().await?;
+        let channel = connection.create_channel().await?;
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;

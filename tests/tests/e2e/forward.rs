@@ -31,7 +31,7 @@ async fn a_receiver_failing_k_times_sees_k_plus_one_attempts_with_growing_gaps()
     .await;
     let endpoint = EndpointSpec::new("flaky", receiver.url("/flaky"));
     let secret = endpoint.secrets[0].clone();
-    let config = ForwardConfig::new(vec![endpoint], "first_delay = \"200ms\"\nwindow = \"60s\"");
+    let config = ForwardConfig::new(vec![endpoint], "first_delay = \"300ms\"\nwindow = \"120s\"");
     let app = ForwardApp::spawn(config).await;
     let (id, body) = event("acme", "subscription.renewed");
     EventPublisher::open(&app.names.exchange)
@@ -58,7 +58,7 @@ async fn a_receiver_failing_k_times_sees_k_plus_one_attempts_with_growing_gaps()
         .windows(2)
         .map(|pair| pair[1].at.duration_since(pair[0].at))
         .collect();
-    assert!(gaps[0] >= Duration::from_millis(200), "{gaps:?}");
+    assert!(gaps[0] >= Duration::from_millis(300), "{gaps:?}");
     assert!(gaps.windows(2).all(|g| g[1] > g[0]), "gaps grow: {gaps:?}");
 
     let outcomes: Vec<(i64, Option<i64>, &str)> = rows
