@@ -11,6 +11,8 @@
 //! Anything else (`N/A`, `2014年5月21日`, an unfilled `{0}`) is `None`: the caller falls back to the
 //! time of receipt, because a date is never a reason to drop an authentic notification.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone as _, Utc};
 
 /// Parse an IPN date into UTC; `None` when it is not recognizably a date, a time and a zone.
@@ -42,8 +44,12 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     parts.finish()
 }
 
-/// The text outside parentheses, and the text inside them.
-fn split_parentheses(text: &str) -> (String, String) {
+/// The text outside parentheses, and the text inside them. Most dates have no parentheses, and
+/// are then borrowed as they are.
+fn split_parentheses(text: &str) -> (Cow<'_, str>, Cow<'_, str>) {
+    if !text.contains(['(', ')']) {
+        return (Cow::Borrowed(text), Cow::Borrowed(""));
+    }
     let mut outside = String::with_capacity(text.len());
     let mut inside = String::new();
     let mut depth = 0usize;
@@ -61,7 +67,7 @@ fn split_parentheses(text: &str) -> (String, String) {
             _ => outside.push(c),
         }
     }
-    (outside, inside)
+    (Cow::Owned(outside), Cow::Owned(inside))
 }
 
 /// What the tokens said so far; each part may be given once.
@@ -144,13 +150,12 @@ fn month(word: &str) -> Option<u32> {
         "november",
         "december",
     ];
-    let word = word.to_ascii_lowercase();
-    if word == "sept" {
+    if word.eq_ignore_ascii_case("sept") {
         return Some(9);
     }
     let index = NAMES
         .iter()
-        .position(|name| word.len() >= 3 && name.starts_with(word.as_str()))?;
+        .position(|name| word.len() >= 3 && starts_with_ignore_case(name, word))?;
     u32::try_from(index + 1).ok()
 }
 
@@ -164,50 +169,63 @@ fn is_weekday(word: &str) -> bool {
         "saturday",
         "sunday",
     ];
-    let word = word.to_ascii_lowercase();
-    word.len() >= 3 && NAMES.iter().any(|name| name.starts_with(word.as_str()))
+    word.len() >= 3 && NAMES.iter().any(|name| starts_with_ignore_case(name, word))
+}
+
+/// Whether `text` starts with `prefix`, ASCII letters compared in either case.
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// `token` without a leading zone name (`GMT`, `UTC`, `UT`, in any case), when it has one.
+fn strip_zone_name(token: &str) -> Option<&str> {
+    ["GMT", "UTC", "UT"]
+        .iter()
+        .find(|name| starts_with_ignore_case(token, name))
+        .map(|name| &token[name.len()..])
 }
 
 fn starts_with_zone_name(token: &str) -> bool {
-    let upper = token.to_ascii_uppercase();
-    ["GMT", "UTC", "UT"]
-        .iter()
-        .any(|name| upper.starts_with(name))
+    strip_zone_name(token).is_some()
 }
 
 /// A zone: `PST`, `PDT`, `GMT`, `UTC`, `Z`, optionally followed (GMT/UTC) or replaced by a numeric
 /// offset `±HHMM`, `±HH:MM` or `±H`.
 fn zone(token: &str) -> Option<FixedOffset> {
-    let upper = token.to_ascii_uppercase();
-    match upper.as_str() {
-        "PST" => return FixedOffset::west_opt(8 * 3600),
-        "PDT" => return FixedOffset::west_opt(7 * 3600),
-        "GMT" | "UTC" | "UT" | "Z" => return FixedOffset::east_opt(0),
-        _ => {}
+    let is = |name: &str| token.eq_ignore_ascii_case(name);
+    if is("PST") {
+        return FixedOffset::west_opt(8 * 3600);
     }
-    let numeric = ["GMT", "UTC", "UT"]
-        .iter()
-        .find_map(|name| upper.strip_prefix(name))
-        .unwrap_or(upper.as_str());
-    let (sign, digits) = match numeric.as_bytes().first() {
-        Some(b'+') => (1, &numeric[1..]),
-        Some(b'-') => (-1, &numeric[1..]),
+    if is("PDT") {
+        return FixedOffset::west_opt(7 * 3600);
+    }
+    if is("GMT") || is("UTC") || is("UT") || is("Z") {
+        return FixedOffset::east_opt(0);
+    }
+    let numeric = strip_zone_name(token).unwrap_or(token);
+    let (sign, digits) = match numeric.as_bytes().split_first() {
+        Some((b'+', rest)) => (1, rest),
+        Some((b'-', rest)) => (-1, rest),
         _ => return None,
     };
-    let digits: String = digits.chars().filter(|c| *c != ':').collect();
-    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    // Up to four digits, colons ignored (`+05:30` is `+0530`).
+    let mut value = [0i32; 4];
+    let mut count = 0;
+    for &b in digits.iter().filter(|b| **b != b':') {
+        if !b.is_ascii_digit() || count == value.len() {
+            return None;
+        }
+        value[count] = i32::from(b - b'0');
+        count += 1;
     }
-    let (hours, minutes) = match digits.len() {
-        1 | 2 => (digits.parse::<i32>().ok()?, 0),
-        3 => (
-            digits[..1].parse::<i32>().ok()?,
-            digits[1..].parse::<i32>().ok()?,
-        ),
-        _ => (
-            digits[..2].parse::<i32>().ok()?,
-            digits[2..].parse::<i32>().ok()?,
-        ),
+    let (hours, minutes) = match value[..count] {
+        [h] => (h, 0),
+        [h1, h2] => (h1 * 10 + h2, 0),
+        [h, m1, m2] => (h, m1 * 10 + m2),
+        [h1, h2, m1, m2] => (h1 * 10 + h2, m1 * 10 + m2),
+        _ => return None,
     };
     if hours > 14 || minutes > 59 {
         return None;

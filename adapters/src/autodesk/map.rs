@@ -20,15 +20,24 @@ use storehook_schema::{
     SubscriptionPeriod, SubscriptionStatus, Transaction, event_id,
 };
 
-use super::wire::{Ipn, PaymentStatus, TxnType};
+use super::wire::{Form, Ipn, PaymentStatus, TxnType};
 use super::{date, money};
 use crate::{Context, Event, Store};
 
-pub(super) fn event(ipn: &Ipn, ctx: &Context<'_>) -> Event {
-    let txn_type = TxnType::parse(ipn.txn_type.as_deref());
-    let status = PaymentStatus::parse(ipn.payment_status.as_deref());
+pub(super) fn event(form: Form, ctx: &Context<'_>) -> Event {
+    let mut event = event_from(&form, ctx);
+    // The fields move into `raw` rather than being copied, so this comes last.
+    event.store_data.raw = raw(form);
+    event
+}
+
+/// The event with `store_data.raw` still null.
+fn event_from(form: &Form, ctx: &Context<'_>) -> Event {
+    let ipn = &Ipn::read(form);
+    let txn_type = TxnType::parse(ipn.txn_type);
+    let status = PaymentStatus::parse(ipn.payment_status);
     let event_type = classify(txn_type, status, ipn);
-    let idempotency_key = idempotency_key(ctx.source, ipn, event_type);
+    let idempotency_key = idempotency_key(ctx.source, form, ipn, event_type);
     Event {
         schema_version: SchemaVersion,
         id: event_id(&idempotency_key),
@@ -41,8 +50,7 @@ pub(super) fn event(ipn: &Ipn, ctx: &Context<'_>) -> Event {
         entitlement: entitlement(event_type),
         occurred_at: ipn
             .payment_date
-            .as_deref()
-            .or(ipn.subscr_date.as_deref())
+            .or(ipn.subscr_date)
             .and_then(date::parse)
             .unwrap_or(ctx.received_at),
         received_at: ctx.received_at,
@@ -51,15 +59,15 @@ pub(super) fn event(ipn: &Ipn, ctx: &Context<'_>) -> Event {
         transaction: transaction(ipn, event_type),
         subscription: subscription(ipn, event_type),
         store_data: StoreData {
-            notification_id: ipn.ipn_track_id.clone(),
-            notification_type: ipn.txn_type.clone(),
-            status: ipn.payment_status.clone(),
-            raw: raw(ipn),
+            notification_id: ipn.ipn_track_id.map(str::to_owned),
+            notification_type: ipn.txn_type.map(str::to_owned),
+            status: ipn.payment_status.map(str::to_owned),
+            raw: Value::Null,
         },
     }
 }
 
-fn classify(txn_type: TxnType, status: PaymentStatus, ipn: &Ipn) -> EventType {
+fn classify(txn_type: TxnType, status: PaymentStatus, ipn: &Ipn<'_>) -> EventType {
     use EventType as E;
     use PaymentStatus as S;
     use TxnType as T;
@@ -114,7 +122,7 @@ fn classify(txn_type: TxnType, status: PaymentStatus, ipn: &Ipn) -> EventType {
 }
 
 /// The subscription life-cycle notifications, which say what happened by their `txn_type` alone.
-fn life_cycle(txn_type: TxnType, ipn: &Ipn) -> Option<EventType> {
+fn life_cycle(txn_type: TxnType, ipn: &Ipn<'_>) -> Option<EventType> {
     use EventType as E;
     use TxnType as T;
     match txn_type {
@@ -138,7 +146,7 @@ fn life_cycle(txn_type: TxnType, ipn: &Ipn) -> Option<EventType> {
 
 /// A PayPal subscription starts with a trial when the button defined a first period
 /// (`period1`, priced by `amount1`/`mc_amount1`).
-fn has_trial(ipn: &Ipn) -> bool {
+fn has_trial(ipn: &Ipn<'_>) -> bool {
     ipn.period1.is_some() || ipn.amount1.is_some() || ipn.mc_amount1.is_some()
 }
 
@@ -146,10 +154,9 @@ fn has_trial(ipn: &Ipn) -> bool {
 /// always names its `txn_type`; the only PayPal notifications without one are refunds and
 /// reversals, classified before this. So a completed, typeless, zero-amount notification moved no
 /// money: it is the download of a free app, as Autodesk's own sample listener documents it.
-fn is_free_download(ipn: &Ipn) -> bool {
+fn is_free_download(ipn: &Ipn<'_>) -> bool {
     ipn.mc_gross
-        .as_deref()
-        .or(ipn.payment_gross.as_deref())
+        .or(ipn.payment_gross)
         .is_some_and(money::is_zero)
 }
 
@@ -184,8 +191,8 @@ fn entitlement(event_type: EventType) -> Entitlement {
     }
 }
 
-fn environment(ipn: &Ipn) -> Environment {
-    if ipn.test_ipn.as_deref() == Some("1") {
+fn environment(ipn: &Ipn<'_>) -> Environment {
+    if ipn.test_ipn == Some("1") {
         Environment::Sandbox
     } else {
         Environment::Production
@@ -193,48 +200,58 @@ fn environment(ipn: &Ipn) -> Environment {
 }
 
 /// The idempotency key. See the module documentation of `autodesk` for the scheme and why.
-fn idempotency_key(source: &str, ipn: &Ipn, event_type: EventType) -> String {
-    let part = |value: Option<&str>| escape(value.unwrap_or(""));
+fn idempotency_key(source: &str, form: &Form, ipn: &Ipn<'_>, event_type: EventType) -> String {
     let kind = event_type.as_str();
-    if let Some(txn_id) = ipn.txn_id.as_deref() {
-        format!(
-            "autodesk:{source}:txn:{}:{}:{}:{kind}",
-            escape(txn_id),
-            part(ipn.txn_type.as_deref()),
-            part(ipn.payment_status.as_deref()),
-        )
-    } else if let Some(subscr_id) = ipn.subscr_id.as_deref() {
-        format!(
-            "autodesk:{source}:subscr:{}:{}:{}:{}:{kind}",
-            escape(subscr_id),
-            part(ipn.txn_type.as_deref()),
-            part(ipn.payment_status.as_deref()),
-            part(ipn.payment_date.as_deref().or(ipn.subscr_date.as_deref())),
-        )
+    let mut key = String::with_capacity(128);
+    key.push_str("autodesk:");
+    key.push_str(source);
+    if let Some(txn_id) = ipn.txn_id {
+        key.push_str(":txn");
+        for part in [Some(txn_id), ipn.txn_type, ipn.payment_status] {
+            key.push(':');
+            push_escaped(&mut key, part.unwrap_or(""));
+        }
+    } else if let Some(subscr_id) = ipn.subscr_id {
+        key.push_str(":subscr");
+        let date = ipn.payment_date.or(ipn.subscr_date);
+        for part in [Some(subscr_id), ipn.txn_type, ipn.payment_status, date] {
+            key.push(':');
+            push_escaped(&mut key, part.unwrap_or(""));
+        }
     } else {
-        let mut fields = ipn.form.fields().to_vec();
+        let mut fields: Vec<&(String, String)> = form.fields().iter().collect();
         fields.sort();
         let canonical = serde_json::to_string(&fields).unwrap_or_default();
-        format!("autodesk:{source}:form:{}:{kind}", event_id(&canonical))
+        key.push_str(":form:");
+        key.push_str(&event_id(&canonical).to_string());
+    }
+    key.push(':');
+    key.push_str(kind);
+    key
+}
+
+/// Appends `value` with the key's separator escaped, so that no two different field values can
+/// give the same key.
+fn push_escaped(key: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '%' => key.push_str("%25"),
+            ':' => key.push_str("%3A"),
+            _ => key.push(c),
+        }
     }
 }
 
-/// Escapes the key's separator, so that no two different field values can give the same key.
-fn escape(value: &str) -> String {
-    value.replace('%', "%25").replace(':', "%3A")
-}
-
-fn customer(ipn: &Ipn) -> Option<Customer> {
+fn customer(ipn: &Ipn<'_>) -> Option<Customer> {
     let customer = Customer {
-        id: ipn.payer_id.clone(),
+        id: ipn.payer_id.map(str::to_owned),
         // The Autodesk account is who gets the app; the PayPal payer may be someone else paying.
         email: ipn
             .buyer_adsk_account
-            .as_ref()
-            .or(ipn.purchase_adsk_account.as_ref())
-            .or(ipn.payer_email.as_ref())
-            .cloned(),
-        country: ipn.residence_country.as_deref().and_then(country_code),
+            .or(ipn.purchase_adsk_account)
+            .or(ipn.payer_email)
+            .map(str::to_owned),
+        country: ipn.residence_country.and_then(country_code),
     };
     (customer.id.is_some() || customer.email.is_some() || customer.country.is_some())
         .then_some(customer)
@@ -246,25 +263,21 @@ fn country_code(text: &str) -> Option<String> {
         .then(|| text.to_ascii_uppercase())
 }
 
-fn product(ipn: &Ipn) -> Option<Product> {
-    let id = ipn
-        .app_id
-        .as_ref()
-        .or(ipn.item_number.as_ref())
-        .or(ipn.item_number1.as_ref())?;
+fn product(ipn: &Ipn<'_>) -> Option<Product> {
+    let id = ipn.app_id.or(ipn.item_number).or(ipn.item_number1)?;
     Some(Product {
-        id: id.clone(),
-        name: ipn.item_name.as_ref().or(ipn.item_name1.as_ref()).cloned(),
+        id: id.to_owned(),
+        name: ipn.item_name.or(ipn.item_name1).map(str::to_owned),
     })
 }
 
 /// Present whenever the notification names a transaction or an amount.
-fn transaction(ipn: &Ipn, event_type: EventType) -> Option<Transaction> {
-    let gross = ipn.mc_gross.as_deref().or(ipn.payment_gross.as_deref());
+fn transaction(ipn: &Ipn<'_>, event_type: EventType) -> Option<Transaction> {
+    let gross = ipn.mc_gross.or(ipn.payment_gross);
     if ipn.txn_id.is_none() && gross.is_none() {
         return None;
     }
-    let currency = ipn.mc_currency.as_deref().and_then(money::currency_code);
+    let currency = ipn.mc_currency.and_then(money::currency_code);
     // Without a currency an amount cannot be read (its decimals depend on it) nor reported (the
     // schema pairs every amount with its currency): the text stays in `raw`.
     let in_units = |text: Option<&str>| {
@@ -281,17 +294,17 @@ fn transaction(ipn: &Ipn, event_type: EventType) -> Option<Transaction> {
         _ => Some(amount),
     });
     Some(Transaction {
-        id: ipn.txn_id.clone(),
-        original_id: ipn.parent_txn_id.clone(),
-        order_id: ipn.invoice.clone(),
+        id: ipn.txn_id.map(str::to_owned),
+        original_id: ipn.parent_txn_id.map(str::to_owned),
+        order_id: ipn.invoice.map(str::to_owned),
         amount,
-        fee: in_units(ipn.mc_fee.as_deref().or(ipn.payment_fee.as_deref())),
+        fee: in_units(ipn.mc_fee.or(ipn.payment_fee)),
         currency,
     })
 }
 
 /// Present for subscription events and for any notification naming a `subscr_id`.
-fn subscription(ipn: &Ipn, event_type: EventType) -> Option<Subscription> {
+fn subscription(ipn: &Ipn<'_>, event_type: EventType) -> Option<Subscription> {
     use EventType as E;
     use SubscriptionPeriod as P;
     use SubscriptionStatus as S;
@@ -320,33 +333,32 @@ fn subscription(ipn: &Ipn, event_type: EventType) -> Option<Subscription> {
         | E::TestPing
         | E::StoreUnrecognized => {
             // Only a notification about a subscription carries one; its state is not told here.
-            ipn.subscr_id.as_ref()?;
+            ipn.subscr_id?;
             (None, None)
         }
     };
     let auto_renew = match event_type {
         E::SubscriptionRenewalDisabled | E::SubscriptionExpired => Some(false),
-        _ => match ipn.recurring.as_deref() {
+        _ => match ipn.recurring {
             Some("1") => Some(true),
             Some("0") => Some(false),
             _ => None,
         },
     };
     Some(Subscription {
-        id: ipn.subscr_id.clone(),
+        id: ipn.subscr_id.map(str::to_owned),
         status,
         period,
-        billing_period: ipn.period3.as_deref().and_then(billing_period),
+        billing_period: ipn.period3.and_then(billing_period),
         auto_renew,
     })
 }
 
 /// A paid first period (`amount1` above zero) is a discounted introduction rather than a free trial.
-fn trial_kind(ipn: &Ipn) -> SubscriptionPeriod {
+fn trial_kind(ipn: &Ipn<'_>) -> SubscriptionPeriod {
     let paid = ipn
         .mc_amount1
-        .as_deref()
-        .or(ipn.amount1.as_deref())
+        .or(ipn.amount1)
         .is_some_and(money::is_positive);
     if paid {
         SubscriptionPeriod::Intro
@@ -369,12 +381,10 @@ fn billing_period(text: &str) -> Option<String> {
 }
 
 /// Every decoded field, as sent (untrimmed), as a JSON object of strings.
-fn raw(ipn: &Ipn) -> Value {
+fn raw(form: Form) -> Value {
     Value::Object(
-        ipn.form
-            .fields()
-            .iter()
-            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        form.into_fields_by_name()
+            .map(|(name, value)| (name, Value::String(value)))
             .collect::<Map<String, Value>>(),
     )
 }

@@ -90,19 +90,19 @@ pub struct Autodesk;
 /// A decoded IPN that passed the allow-lists; only [`Autodesk::verify`] makes one.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    ipn: wire::Ipn,
+    form: wire::Form,
 }
 
 impl Verified {
     /// Every decoded field in body order (a repeated name keeps its first value).
     pub fn fields(&self) -> &[(String, String)] {
-        self.ipn.form.fields()
+        self.form.fields()
     }
 
     /// Whether PayPal marked the notification as a sandbox one (`test_ipn=1`); a postback check
     /// must then go to PayPal's sandbox.
     pub fn is_sandbox(&self) -> bool {
-        self.ipn.test_ipn.as_deref() == Some("1")
+        self.form.get("test_ipn") == Some("1")
     }
 }
 
@@ -117,17 +117,18 @@ impl StoreAdapter for Autodesk {
                 "empty body: an Autodesk IPN is a non-empty application/x-www-form-urlencoded form",
             ));
         }
-        let ipn = wire::Ipn::from_form(wire::Form::decode(body));
+        let form = wire::Form::decode(body);
+        let ipn = wire::Ipn::read(&form);
         if !ipn.is_recognizable() {
             return Err(AdapterError::malformed(
                 "not an IPN form: none of txn_type, payment_status, txn_id or subscr_id is present",
             ));
         }
         verify::allow_lists(config, &ipn)?;
-        Ok(Verified { ipn })
+        Ok(Verified { form })
     }
 
     fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Vec<Event>, AdapterError> {
-        Ok(vec![map::event(&verified.ipn, ctx)])
+        Ok(vec![map::event(verified.form, ctx)])
     }
 }

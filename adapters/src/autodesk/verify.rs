@@ -5,34 +5,33 @@
 //! own by the receiver it pays and the app it sells. Each list is checked on its own: an empty list
 //! allows anything, a non-empty one requires one of its allowed fields to be present and listed.
 
+use std::borrow::Cow;
+
 use subtle::{Choice, ConstantTimeEq as _};
 
 use super::Config;
 use super::wire::Ipn;
 use crate::AdapterError;
 
-pub(super) fn allow_lists(config: &Config, ipn: &Ipn) -> Result<(), AdapterError> {
+pub(super) fn allow_lists(config: &Config, ipn: &Ipn<'_>) -> Result<(), AdapterError> {
     check(
         &config.receiver_emails,
         &[
-            ("receiver_email", ipn.receiver_email.as_deref()),
-            ("business", ipn.business.as_deref()),
+            ("receiver_email", ipn.receiver_email),
+            ("business", ipn.business),
         ],
         Case::Insensitive,
         "receiver e-mails",
     )?;
     check(
         &config.receiver_ids,
-        &[("receiver_id", ipn.receiver_id.as_deref())],
+        &[("receiver_id", ipn.receiver_id)],
         Case::Sensitive,
         "receiver ids",
     )?;
     check(
         &config.app_ids,
-        &[
-            ("appId", ipn.app_id.as_deref()),
-            ("item_number", ipn.item_number.as_deref()),
-        ],
+        &[("appId", ipn.app_id), ("item_number", ipn.item_number)],
         Case::Sensitive,
         "app ids",
     )
@@ -91,13 +90,18 @@ fn check(
 /// Compares against every entry without stopping at the first match, each in constant time, so the
 /// answer's timing does not tell how close a guess came.
 fn is_listed(allowed: &[String], value: &str, case: Case) -> bool {
-    let normalize = |text: &str| match case {
-        Case::Insensitive => text.to_lowercase(),
-        Case::Sensitive => text.to_owned(),
-    };
-    let value = normalize(value);
+    fn normalize(text: &str, case: Case) -> Cow<'_, str> {
+        match case {
+            Case::Insensitive => Cow::Owned(text.to_lowercase()),
+            Case::Sensitive => Cow::Borrowed(text),
+        }
+    }
+    let value = normalize(value, case);
     let found = allowed.iter().fold(Choice::from(0), |found, entry| {
-        found | normalize(entry.trim()).as_bytes().ct_eq(value.as_bytes())
+        found
+            | normalize(entry.trim(), case)
+                .as_bytes()
+                .ct_eq(value.as_bytes())
     });
     bool::from(found)
 }

@@ -5,53 +5,91 @@
 //! (windows-1252 when absent). So the body is split and percent-decoded as bytes first, and only
 //! then turned into text.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::ops::Range;
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
-/// Every field of the form, decoded, in body order. A name given twice keeps its first value
-/// everywhere (allow-lists, mapping and `raw`), so what is checked is what is used.
+/// A name or value after percent decoding, borrowed from the body when there was nothing to decode.
+type Bytes<'a> = Cow<'a, [u8]>;
+
+/// Every field of the form, decoded. A name given twice keeps its first value everywhere
+/// (allow-lists, mapping and `raw`), so what is checked is what is used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Form {
+    /// In body order, each name once.
     fields: Vec<(String, String)>,
+    /// Positions in `fields`, in name order: the order of `store_data.raw`, found once while
+    /// looking for repeated names.
+    by_name: Vec<usize>,
 }
 
 impl Form {
     /// Decode a body. Never fails: bytes that do not decode become U+FFFD or, for windows-1252,
     /// the character that byte stands for.
     pub(super) fn decode(body: &[u8]) -> Form {
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = body
-            .split(|b| *b == b'&')
-            .filter_map(|pair| {
-                let (name, value) = match pair.iter().position(|b| *b == b'=') {
-                    Some(at) => (&pair[..at], &pair[at + 1..]),
-                    None => (pair, &[][..]),
-                };
-                (!name.is_empty()).then(|| (percent_decode(name), percent_decode(value)))
-            })
+        let encoding = charset(body);
+        // The usual body is ASCII, everything else percent-escaped. Then it is text already, and
+        // a piece without escapes reads the same in every charset a form can be in; only the
+        // escaped pieces need decoding.
+        let ascii = std::str::from_utf8(body)
+            .ok()
+            .filter(|text| text.is_ascii() && encoding.is_ascii_compatible());
+        let piece = |range: Range<usize>| match ascii.and_then(|text| text.get(range.clone())) {
+            Some(text) if !text.bytes().any(is_escape) => text.to_owned(),
+            _ => decode_text(
+                percent_decode(body.get(range).unwrap_or_default()),
+                encoding,
+            ),
+        };
+        let fields = pairs(body)
+            .map(|(name, value)| (piece(name), piece(value)))
             .collect();
-        // An unknown label is no reason to refuse a notification: fall back to PayPal's default.
-        // `output_encoding` maps UTF-16 and the "replacement" labels to UTF-8, as browsers do for
-        // forms, since a form body cannot be UTF-16.
-        let encoding = pairs
-            .iter()
-            .find(|(name, _)| name == b"charset")
-            .and_then(|(_, label)| Encoding::for_label(label))
-            .map_or(WINDOWS_1252, Encoding::output_encoding);
-        let mut seen = HashSet::with_capacity(pairs.len());
-        let mut fields: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-        for (name, value) in pairs {
-            let name = decode_text(&name, encoding);
-            if seen.insert(name.clone()) {
-                fields.push((name, decode_text(&value, encoding)));
+        Form::first_of_each_name(fields)
+    }
+
+    /// Keeps the first field of each name, in O(n log n) however many fields a body has: a
+    /// stable sort of the positions by name puts each name's first position at the head of its
+    /// run. Names are compared after decoding: two spellings of a name in the body are one name.
+    fn first_of_each_name(mut fields: Vec<(String, String)>) -> Form {
+        let mut by_name: Vec<usize> = (0..fields.len()).collect();
+        by_name.sort_by(|&a, &b| fields[a].0.cmp(&fields[b].0));
+        by_name.dedup_by(|later, first| fields[*later].0 == fields[*first].0);
+        if by_name.len() < fields.len() {
+            let mut keep = vec![false; fields.len()];
+            for &position in &by_name {
+                keep[position] = true;
             }
+            // Where each kept field moves once the repeats before it are gone.
+            let mut renumbered = Vec::with_capacity(fields.len());
+            let mut next = 0;
+            for &kept in &keep {
+                renumbered.push(next);
+                next += usize::from(kept);
+            }
+            for position in &mut by_name {
+                *position = renumbered[*position];
+            }
+            let mut keep = keep.into_iter();
+            fields.retain(|_| keep.next().unwrap_or(true));
         }
-        Form { fields }
+        Form { fields, by_name }
     }
 
     /// Every field, in body order.
     pub(super) fn fields(&self) -> &[(String, String)] {
         &self.fields
+    }
+
+    /// Every field, in name order, handed over (for `store_data.raw`, without copying them).
+    pub(super) fn into_fields_by_name(self) -> impl Iterator<Item = (String, String)> {
+        let Form {
+            mut fields,
+            by_name,
+        } = self;
+        by_name
+            .into_iter()
+            .filter_map(move |position| fields.get_mut(position).map(std::mem::take))
     }
 
     /// A field's value, trimmed; `None` when absent, empty or blank (PayPal sends `payment_fee=`
@@ -60,21 +98,71 @@ impl Form {
         self.fields
             .iter()
             .find(|(field, _)| field == name)
-            .map(|(_, value)| value.trim())
-            .filter(|value| !value.is_empty())
+            .and_then(|(_, value)| present(value))
     }
 }
 
+/// Where each `name=value` pair of the body is, skipping pairs without a name. Ranges rather than
+/// slices, so that an ASCII body can be cut as text without checking each piece again.
+fn pairs(body: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+    let mut start = 0;
+    body.split(|b| *b == b'&').filter_map(move |pair| {
+        let begin = start;
+        let end = begin + pair.len();
+        start = end + 1;
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (begin..begin + at, begin + at + 1..end),
+            None => (begin..end, end..end),
+        };
+        (!name.is_empty()).then_some((name, value))
+    })
+}
+
+/// The charset the body names in its first `charset` field. An unknown label is no reason to
+/// refuse a notification: it falls back to PayPal's default, windows-1252. `output_encoding` maps
+/// UTF-16 and the "replacement" labels to UTF-8, as browsers do for forms, since a form body
+/// cannot be UTF-16.
+fn charset(body: &[u8]) -> &'static Encoding {
+    let piece = |range: Range<usize>| body.get(range).unwrap_or_default();
+    // Decoding never lengthens a name and `+` decodes to a space, so only `charset` itself or a
+    // longer name with a `%` can decode to `charset`: the other names need no decoding here.
+    let is_charset = |name: &[u8]| {
+        name == b"charset"
+            || name.len() > b"charset".len()
+                && name.contains(&b'%')
+                && *percent_decode(name) == *b"charset"
+    };
+    pairs(body)
+        .find(|(name, _)| is_charset(piece(name.clone())))
+        .and_then(|(_, label)| Encoding::for_label(&percent_decode(piece(label))))
+        .map_or(WINDOWS_1252, Encoding::output_encoding)
+}
+
+/// A value trimmed, `None` when that leaves nothing.
+fn present(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|value| !value.is_empty())
+}
+
+/// Whether a byte of the body stands for something else: `+` for a space, `%` for an escape.
+fn is_escape(b: u8) -> bool {
+    b == b'+' || b == b'%'
+}
+
 /// `+` is a space and `%XX` a byte (either case of hex); a `%` not followed by two hex digits is
-/// kept as it is, since PayPal and Autodesk have both sent unescaped characters.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
+/// kept as it is, since PayPal and Autodesk have both sent unescaped characters. Most names and
+/// many values have nothing to decode, and those are borrowed as they are.
+fn percent_decode(input: &[u8]) -> Bytes<'_> {
     fn hex(b: u8) -> Option<u8> {
         char::from(b)
             .to_digit(16)
             .and_then(|d| u8::try_from(d).ok())
     }
+    let Some(first) = input.iter().copied().position(is_escape) else {
+        return Cow::Borrowed(input);
+    };
     let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
+    out.extend_from_slice(&input[..first]);
+    let mut i = first;
     while let Some(&b) = input.get(i) {
         match b {
             b'+' => out.push(b' '),
@@ -92,25 +180,25 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
         }
         i += 1;
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Bytes to text in the declared charset, correcting the one lie seen in practice: Autodesk's
 /// emulator sent UTF-8 under `charset=windows-1252`. Non-ASCII windows-1252 text is almost never
 /// valid UTF-8 (`J\xF6rg` is not), so valid non-ASCII UTF-8 under a windows-1252 label is read as
 /// UTF-8; and a value that is not valid UTF-8 under a UTF-8 label is read as windows-1252 rather
-/// than losing its bytes to U+FFFD.
-fn decode_text(bytes: &[u8], encoding: &'static Encoding) -> String {
-    if encoding == WINDOWS_1252 || encoding == UTF_8 {
-        match std::str::from_utf8(bytes) {
-            Ok(text) if encoding == UTF_8 || !text.is_ascii() => text.to_owned(),
-            _ => WINDOWS_1252
-                .decode_without_bom_handling(bytes)
-                .0
-                .into_owned(),
-        }
-    } else {
-        encoding.decode_without_bom_handling(bytes).0.into_owned()
+/// than losing its bytes to U+FFFD. ASCII reads the same under both labels.
+fn decode_text(bytes: Bytes<'_>, encoding: &'static Encoding) -> String {
+    if encoding != WINDOWS_1252 && encoding != UTF_8 {
+        return encoding.decode_without_bom_handling(&bytes).0.into_owned();
+    }
+    // Percent decoding already made a buffer for most non-ASCII text: it becomes the string.
+    match String::from_utf8(bytes.into_owned()) {
+        Ok(text) => text,
+        Err(e) => WINDOWS_1252
+            .decode_without_bom_handling(e.as_bytes())
+            .0
+            .into_owned(),
     }
 }
 
@@ -148,25 +236,29 @@ pub(super) enum TxnType {
 }
 
 impl TxnType {
+    const NAMES: [(&'static str, TxnType); 12] = [
+        ("web_accept", TxnType::WebAccept),
+        ("cart", TxnType::Cart),
+        ("express_checkout", TxnType::ExpressCheckout),
+        ("subscr_signup", TxnType::SubscrSignup),
+        ("subscr_payment", TxnType::SubscrPayment),
+        ("subscr_cancel", TxnType::SubscrCancel),
+        ("subscr_eot", TxnType::SubscrEot),
+        ("subscr_failed", TxnType::SubscrFailed),
+        ("subscr_modify", TxnType::SubscrModify),
+        ("free", TxnType::Free),
+        ("trial", TxnType::Trial),
+        ("free30daytrial", TxnType::Free30DayTrial),
+    ];
+
     pub(super) fn parse(value: Option<&str>) -> TxnType {
         let Some(value) = value else {
             return TxnType::Absent;
         };
-        match value.to_ascii_lowercase().as_str() {
-            "web_accept" => TxnType::WebAccept,
-            "cart" => TxnType::Cart,
-            "express_checkout" => TxnType::ExpressCheckout,
-            "subscr_signup" => TxnType::SubscrSignup,
-            "subscr_payment" => TxnType::SubscrPayment,
-            "subscr_cancel" => TxnType::SubscrCancel,
-            "subscr_eot" => TxnType::SubscrEot,
-            "subscr_failed" => TxnType::SubscrFailed,
-            "subscr_modify" => TxnType::SubscrModify,
-            "free" => TxnType::Free,
-            "trial" => TxnType::Trial,
-            "free30daytrial" => TxnType::Free30DayTrial,
-            _ => TxnType::Unknown,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(value))
+            .map_or(TxnType::Unknown, |(_, txn_type)| *txn_type)
     }
 }
 
@@ -196,108 +288,122 @@ pub(super) enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    const NAMES: [(&'static str, PaymentStatus); 12] = [
+        ("completed", PaymentStatus::Completed),
+        ("processed", PaymentStatus::Completed),
+        ("pending", PaymentStatus::Pending),
+        ("created", PaymentStatus::Pending),
+        ("refunded", PaymentStatus::Refunded),
+        ("reversed", PaymentStatus::Reversed),
+        ("canceled_reversal", PaymentStatus::CanceledReversal),
+        ("failed", PaymentStatus::Failed),
+        ("denied", PaymentStatus::Failed),
+        ("declined", PaymentStatus::Failed),
+        ("voided", PaymentStatus::Voided),
+        ("expired", PaymentStatus::Expired),
+    ];
+
     pub(super) fn parse(value: Option<&str>) -> PaymentStatus {
         let Some(value) = value else {
             return PaymentStatus::Absent;
         };
-        match value.to_ascii_lowercase().as_str() {
-            "completed" | "processed" => PaymentStatus::Completed,
-            "pending" | "created" => PaymentStatus::Pending,
-            "refunded" => PaymentStatus::Refunded,
-            "reversed" => PaymentStatus::Reversed,
-            "canceled_reversal" => PaymentStatus::CanceledReversal,
-            "failed" | "denied" | "declined" => PaymentStatus::Failed,
-            "voided" => PaymentStatus::Voided,
-            "expired" => PaymentStatus::Expired,
-            _ => PaymentStatus::Unknown,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(value))
+            .map_or(PaymentStatus::Unknown, |(_, status)| *status)
     }
 }
 
 /// The fields storehook reads, each optional (the free-app form has ten fields, a refund has no
-/// `txn_type`, a sign-up no `txn_id`), plus the whole form for `store_data.raw`.
-#[derive(Debug, Clone)]
-pub(super) struct Ipn {
-    pub(super) form: Form,
-    pub(super) txn_type: Option<String>,
-    pub(super) payment_status: Option<String>,
-    pub(super) txn_id: Option<String>,
-    pub(super) parent_txn_id: Option<String>,
-    pub(super) invoice: Option<String>,
-    pub(super) subscr_id: Option<String>,
-    pub(super) ipn_track_id: Option<String>,
-    pub(super) test_ipn: Option<String>,
+/// `txn_type`, a sign-up no `txn_id`), trimmed and borrowed from the form, which stays whole for
+/// `store_data.raw`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ipn<'a> {
+    pub(super) txn_type: Option<&'a str>,
+    pub(super) payment_status: Option<&'a str>,
+    pub(super) txn_id: Option<&'a str>,
+    pub(super) parent_txn_id: Option<&'a str>,
+    pub(super) invoice: Option<&'a str>,
+    pub(super) subscr_id: Option<&'a str>,
+    pub(super) ipn_track_id: Option<&'a str>,
+    pub(super) test_ipn: Option<&'a str>,
 
-    pub(super) receiver_email: Option<String>,
-    pub(super) business: Option<String>,
-    pub(super) receiver_id: Option<String>,
+    pub(super) receiver_email: Option<&'a str>,
+    pub(super) business: Option<&'a str>,
+    pub(super) receiver_id: Option<&'a str>,
     /// Autodesk's 19-digit app id: kept as a string, it does not fit every consumer's integers.
-    pub(super) app_id: Option<String>,
-    pub(super) item_number: Option<String>,
-    pub(super) item_number1: Option<String>,
-    pub(super) item_name: Option<String>,
-    pub(super) item_name1: Option<String>,
+    pub(super) app_id: Option<&'a str>,
+    pub(super) item_number: Option<&'a str>,
+    pub(super) item_number1: Option<&'a str>,
+    pub(super) item_name: Option<&'a str>,
+    pub(super) item_name1: Option<&'a str>,
 
-    pub(super) payer_id: Option<String>,
-    pub(super) payer_email: Option<String>,
-    pub(super) buyer_adsk_account: Option<String>,
-    pub(super) purchase_adsk_account: Option<String>,
-    pub(super) residence_country: Option<String>,
+    pub(super) payer_id: Option<&'a str>,
+    pub(super) payer_email: Option<&'a str>,
+    pub(super) buyer_adsk_account: Option<&'a str>,
+    pub(super) purchase_adsk_account: Option<&'a str>,
+    pub(super) residence_country: Option<&'a str>,
 
-    pub(super) mc_currency: Option<String>,
-    pub(super) mc_gross: Option<String>,
-    pub(super) payment_gross: Option<String>,
-    pub(super) mc_fee: Option<String>,
-    pub(super) payment_fee: Option<String>,
+    pub(super) mc_currency: Option<&'a str>,
+    pub(super) mc_gross: Option<&'a str>,
+    pub(super) payment_gross: Option<&'a str>,
+    pub(super) mc_fee: Option<&'a str>,
+    pub(super) payment_fee: Option<&'a str>,
 
-    pub(super) payment_date: Option<String>,
-    pub(super) subscr_date: Option<String>,
-    pub(super) period1: Option<String>,
-    pub(super) amount1: Option<String>,
-    pub(super) mc_amount1: Option<String>,
-    pub(super) period3: Option<String>,
-    pub(super) recurring: Option<String>,
+    pub(super) payment_date: Option<&'a str>,
+    pub(super) subscr_date: Option<&'a str>,
+    pub(super) period1: Option<&'a str>,
+    pub(super) amount1: Option<&'a str>,
+    pub(super) mc_amount1: Option<&'a str>,
+    pub(super) period3: Option<&'a str>,
+    pub(super) recurring: Option<&'a str>,
 }
 
-impl Ipn {
-    pub(super) fn from_form(form: Form) -> Ipn {
-        let get = |name: &str| form.get(name).map(str::to_owned);
-        Ipn {
-            txn_type: get("txn_type"),
-            payment_status: get("payment_status"),
-            txn_id: get("txn_id"),
-            parent_txn_id: get("parent_txn_id"),
-            invoice: get("invoice"),
-            subscr_id: get("subscr_id"),
-            ipn_track_id: get("ipn_track_id"),
-            test_ipn: get("test_ipn"),
-            receiver_email: get("receiver_email"),
-            business: get("business"),
-            receiver_id: get("receiver_id"),
-            app_id: get("appId"),
-            item_number: get("item_number"),
-            item_number1: get("item_number1"),
-            item_name: get("item_name"),
-            item_name1: get("item_name1"),
-            payer_id: get("payer_id"),
-            payer_email: get("payer_email"),
-            buyer_adsk_account: get("buyer_adsk_account"),
-            purchase_adsk_account: get("purchase_adsk_account"),
-            residence_country: get("residence_country"),
-            mc_currency: get("mc_currency"),
-            mc_gross: get("mc_gross"),
-            payment_gross: get("payment_gross"),
-            mc_fee: get("mc_fee"),
-            payment_fee: get("payment_fee"),
-            payment_date: get("payment_date"),
-            subscr_date: get("subscr_date"),
-            period1: get("period1"),
-            amount1: get("amount1"),
-            mc_amount1: get("mc_amount1"),
-            period3: get("period3"),
-            recurring: get("recurring"),
-            form,
+impl<'a> Ipn<'a> {
+    /// Reads the known fields in one pass over the form (its names are already unique). A blank
+    /// value counts as absent, as [`Form::get`] has it.
+    pub(super) fn read(form: &'a Form) -> Ipn<'a> {
+        let mut ipn = Ipn::default();
+        for (name, value) in form.fields() {
+            let slot = match name.as_str() {
+                "txn_type" => &mut ipn.txn_type,
+                "payment_status" => &mut ipn.payment_status,
+                "txn_id" => &mut ipn.txn_id,
+                "parent_txn_id" => &mut ipn.parent_txn_id,
+                "invoice" => &mut ipn.invoice,
+                "subscr_id" => &mut ipn.subscr_id,
+                "ipn_track_id" => &mut ipn.ipn_track_id,
+                "test_ipn" => &mut ipn.test_ipn,
+                "receiver_email" => &mut ipn.receiver_email,
+                "business" => &mut ipn.business,
+                "receiver_id" => &mut ipn.receiver_id,
+                "appId" => &mut ipn.app_id,
+                "item_number" => &mut ipn.item_number,
+                "item_number1" => &mut ipn.item_number1,
+                "item_name" => &mut ipn.item_name,
+                "item_name1" => &mut ipn.item_name1,
+                "payer_id" => &mut ipn.payer_id,
+                "payer_email" => &mut ipn.payer_email,
+                "buyer_adsk_account" => &mut ipn.buyer_adsk_account,
+                "purchase_adsk_account" => &mut ipn.purchase_adsk_account,
+                "residence_country" => &mut ipn.residence_country,
+                "mc_currency" => &mut ipn.mc_currency,
+                "mc_gross" => &mut ipn.mc_gross,
+                "payment_gross" => &mut ipn.payment_gross,
+                "mc_fee" => &mut ipn.mc_fee,
+                "payment_fee" => &mut ipn.payment_fee,
+                "payment_date" => &mut ipn.payment_date,
+                "subscr_date" => &mut ipn.subscr_date,
+                "period1" => &mut ipn.period1,
+                "amount1" => &mut ipn.amount1,
+                "mc_amount1" => &mut ipn.mc_amount1,
+                "period3" => &mut ipn.period3,
+                "recurring" => &mut ipn.recurring,
+                _ => continue,
+            };
+            *slot = present(value);
         }
+        ipn
     }
 
     /// Whether the form carries any field that makes it an IPN at all.
