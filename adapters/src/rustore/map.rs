@@ -2,6 +2,8 @@
 //! and mapping"). Each wire vocabulary is a closed enum ending in `Unknown`, and every mapping is an
 //! exhaustive `match`, so a new RuStore value is a compile-time to-do, not a silent default.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use storehook_schema::{
@@ -52,6 +54,18 @@ impl Kind {
     }
 }
 
+/// Finds a value, trimmed and in any ASCII case, among a vocabulary's spellings (upper case, as
+/// RuStore documents them); `unknown` when absent or not listed.
+fn lookup<T: Copy>(text: Option<&str>, spellings: &[(&str, T)], unknown: T) -> T {
+    let Some(text) = text.map(str::trim) else {
+        return unknown;
+    };
+    spellings
+        .iter()
+        .find(|(spelling, _)| spelling.eq_ignore_ascii_case(text))
+        .map_or(unknown, |(_, value)| *value)
+}
+
 /// A payment (invoice) status. RuStore has spelled them lower case and upper case over time, and
 /// the Pay SDK adds synonyms for the in-progress states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,22 +83,25 @@ enum PaymentStatus {
 
 impl PaymentStatus {
     fn parse(status: Option<&str>) -> PaymentStatus {
-        let Some(status) = status else {
-            return PaymentStatus::Unknown;
-        };
-        match status.trim().to_ascii_uppercase().as_str() {
-            "CREATED" | "INVOICE_CREATED" | "EXECUTED" | "EXECUTING" | "PROCESSING" => {
-                PaymentStatus::InProgress
-            }
-            "PAID" => PaymentStatus::Paid,
-            "CONFIRMED" => PaymentStatus::Confirmed,
-            "REJECTED" => PaymentStatus::Rejected,
-            "CANCELLED" => PaymentStatus::Cancelled,
-            "EXPIRED" => PaymentStatus::Expired,
-            "REVERSED" => PaymentStatus::Reversed,
-            "REFUNDED" | "REFUNDING" => PaymentStatus::Refunded,
-            _ => PaymentStatus::Unknown,
-        }
+        lookup(
+            status,
+            &[
+                ("CREATED", PaymentStatus::InProgress),
+                ("INVOICE_CREATED", PaymentStatus::InProgress),
+                ("EXECUTED", PaymentStatus::InProgress),
+                ("EXECUTING", PaymentStatus::InProgress),
+                ("PROCESSING", PaymentStatus::InProgress),
+                ("PAID", PaymentStatus::Paid),
+                ("CONFIRMED", PaymentStatus::Confirmed),
+                ("REJECTED", PaymentStatus::Rejected),
+                ("CANCELLED", PaymentStatus::Cancelled),
+                ("EXPIRED", PaymentStatus::Expired),
+                ("REVERSED", PaymentStatus::Reversed),
+                ("REFUNDED", PaymentStatus::Refunded),
+                ("REFUNDING", PaymentStatus::Refunded),
+            ],
+            PaymentStatus::Unknown,
+        )
     }
 
     fn event(self) -> (EventType, Entitlement) {
@@ -116,18 +133,18 @@ enum SubscriptionEventType {
 
 impl SubscriptionEventType {
     fn parse(event_type: Option<&str>) -> SubscriptionEventType {
-        let Some(event_type) = event_type else {
-            return SubscriptionEventType::Unknown;
-        };
-        match event_type.trim().to_ascii_uppercase().as_str() {
-            "ACTIVATED" => SubscriptionEventType::Activated,
-            "RENEWED" => SubscriptionEventType::Renewed,
-            "CANCELLED" => SubscriptionEventType::Cancelled,
-            "RESUMED" => SubscriptionEventType::Resumed,
-            "PAYMENT_FAILED" => SubscriptionEventType::PaymentFailed,
-            "CLOSED" => SubscriptionEventType::Closed,
-            _ => SubscriptionEventType::Unknown,
-        }
+        lookup(
+            event_type,
+            &[
+                ("ACTIVATED", SubscriptionEventType::Activated),
+                ("RENEWED", SubscriptionEventType::Renewed),
+                ("CANCELLED", SubscriptionEventType::Cancelled),
+                ("RESUMED", SubscriptionEventType::Resumed),
+                ("PAYMENT_FAILED", SubscriptionEventType::PaymentFailed),
+                ("CLOSED", SubscriptionEventType::Closed),
+            ],
+            SubscriptionEventType::Unknown,
+        )
     }
 }
 
@@ -143,16 +160,16 @@ enum RuStoreSubscriptionStatus {
 
 impl RuStoreSubscriptionStatus {
     fn parse(status: Option<&str>) -> RuStoreSubscriptionStatus {
-        let Some(status) = status else {
-            return RuStoreSubscriptionStatus::Unknown;
-        };
-        match status.trim().to_ascii_uppercase().as_str() {
-            "ACTIVE" => RuStoreSubscriptionStatus::Active,
-            "PAUSED" => RuStoreSubscriptionStatus::Paused,
-            "CLOSED" => RuStoreSubscriptionStatus::Closed,
-            "TERMINATED" => RuStoreSubscriptionStatus::Terminated,
-            _ => RuStoreSubscriptionStatus::Unknown,
-        }
+        lookup(
+            status,
+            &[
+                ("ACTIVE", RuStoreSubscriptionStatus::Active),
+                ("PAUSED", RuStoreSubscriptionStatus::Paused),
+                ("CLOSED", RuStoreSubscriptionStatus::Closed),
+                ("TERMINATED", RuStoreSubscriptionStatus::Terminated),
+            ],
+            RuStoreSubscriptionStatus::Unknown,
+        )
     }
 
     fn schema(self) -> Option<SubscriptionStatus> {
@@ -190,17 +207,17 @@ enum Period {
 
 impl Period {
     fn parse(period: Option<&str>) -> Period {
-        let Some(period) = period else {
-            return Period::Unknown;
-        };
-        match period.trim().to_ascii_uppercase().as_str() {
-            "TRIAL" => Period::Trial,
-            "PROMO" => Period::Promo,
-            "MAIN" => Period::Main,
-            "GRACE" => Period::Grace,
-            "HOLD" => Period::Hold,
-            _ => Period::Unknown,
-        }
+        lookup(
+            period,
+            &[
+                ("TRIAL", Period::Trial),
+                ("PROMO", Period::Promo),
+                ("MAIN", Period::Main),
+                ("GRACE", Period::Grace),
+                ("HOLD", Period::Hold),
+            ],
+            Period::Unknown,
+        )
     }
 
     fn schema(self) -> Option<SubscriptionPeriod> {
@@ -252,6 +269,7 @@ pub(super) fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Event, 
     let (kind, environment) = Kind::parse(notification_type.as_deref());
 
     let data = read_data(kind, &mut payload)?;
+    let data = data.as_deref();
     let mapped = match kind {
         Kind::InvoiceStatus => payment(data_as::<InvoiceStatus>(kind, data)?),
         Kind::SubscriptionEvent => subscription(data_as::<SubscriptionEvent>(kind, data)?),
@@ -297,46 +315,46 @@ pub(super) fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Event, 
 }
 
 /// Reads `data` and, when it is a string holding a JSON object or array, replaces it in the payload
-/// by the parsed value (so `raw` shows it parsed). Returns the value to map, `None` when absent.
+/// by the parsed value (so `raw` shows it parsed). Returns the value to map, `None` when absent:
+/// borrowed from the payload, except for a string holding some other JSON value (a number, say),
+/// which stays a string in `raw` but is mapped as what it holds.
 ///
 /// A string that is not JSON is an error only for the kinds whose `data` we must read; for the
 /// others it is kept as sent.
-fn read_data(kind: Kind, payload: &mut Value) -> Result<Option<Value>, AdapterError> {
+fn read_data(kind: Kind, payload: &mut Value) -> Result<Option<Cow<'_, Value>>, AdapterError> {
     let Some(data) = payload.get_mut("data") else {
         return Ok(None);
     };
-    match data {
-        Value::Null => Ok(None),
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(parsed) => {
-                if parsed.is_object() || parsed.is_array() {
-                    *data = parsed.clone();
-                }
-                Ok(Some(parsed))
-            }
+    if let Value::String(text) = data {
+        match serde_json::from_str::<Value>(text) {
+            Ok(parsed) if parsed.is_object() || parsed.is_array() => *data = parsed,
+            Ok(parsed) => return Ok(Some(Cow::Owned(parsed))),
             Err(e) => match kind {
                 Kind::InvoiceStatus | Kind::SubscriptionEvent => {
-                    Err(AdapterError::malformed(format!(
+                    return Err(AdapterError::malformed(format!(
                         "`data` of the {} notification is a string but not JSON: {e}",
                         kind.name()
-                    )))
+                    )));
                 }
-                Kind::TestEvent | Kind::Unknown => Ok(Some(data.clone())),
+                Kind::TestEvent | Kind::Unknown => {}
             },
-        },
-        other => Ok(Some(other.clone())),
+        }
     }
+    Ok(match data {
+        Value::Null => None,
+        data => Some(Cow::Borrowed(data)),
+    })
 }
 
 /// Reads `data` of a payment or subscription notification. Absent `data` reads as all fields
 /// missing (the event becomes `store.unrecognized`); `data` that is not an object cannot be read.
 fn data_as<T: for<'de> serde::Deserialize<'de> + Default>(
     kind: Kind,
-    data: Option<Value>,
+    data: Option<&Value>,
 ) -> Result<T, AdapterError> {
     match data {
         None => Ok(T::default()),
-        Some(data @ Value::Object(_)) => T::deserialize(&data).map_err(|e| {
+        Some(data @ Value::Object(_)) => T::deserialize(data).map_err(|e| {
             AdapterError::malformed(format!("`data` of the {} notification: {e}", kind.name()))
         }),
         Some(_) => Err(AdapterError::malformed(format!(

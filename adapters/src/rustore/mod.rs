@@ -30,6 +30,8 @@
 //! [`ErrorCategory::Malformed`]: crate::ErrorCategory::Malformed
 //! [`ErrorCategory::Unauthenticated`]: crate::ErrorCategory::Unauthenticated
 
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit as _;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq as _;
@@ -56,8 +58,15 @@ pub struct Config {
 }
 
 /// A 32-byte AES-256 key. Its `Debug` never shows the key, and equality is checked in constant time.
+///
+/// The cipher is set up (AES key schedule, GHASH key) once, when the key is parsed, rather than for
+/// every notification. It is boxed because it is large (round keys for each AES implementation
+/// the CPU might use), and a configuration is moved around whole.
 #[derive(Clone)]
-pub struct AesKey([u8; 32]);
+pub struct AesKey {
+    bytes: [u8; 32],
+    cipher: Box<Aes256Gcm>,
+}
 
 impl std::fmt::Debug for AesKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,13 +76,25 @@ impl std::fmt::Debug for AesKey {
 
 impl PartialEq for AesKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        self.bytes.ct_eq(&other.bytes).into()
     }
 }
 
 impl Eq for AesKey {}
 
 impl AesKey {
+    fn new(bytes: [u8; 32]) -> AesKey {
+        AesKey {
+            bytes,
+            cipher: Box::new(Aes256Gcm::new(&bytes.into())),
+        }
+    }
+
+    /// The AES-256-GCM cipher under this key.
+    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+        &self.cipher
+    }
+
     /// Parse a key as RuStore Console shows it: base64 of 32 bytes, or else 32 raw bytes.
     ///
     /// Base64 is tried first (surrounding whitespace ignored, as a key pasted into a file or an
@@ -84,10 +105,10 @@ impl AesKey {
         if let Ok(bytes) = &decoded
             && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
         {
-            return Ok(AesKey(key));
+            return Ok(AesKey::new(key));
         }
         if let Ok(key) = <[u8; 32]>::try_from(text.as_bytes()) {
-            return Ok(AesKey(key));
+            return Ok(AesKey::new(key));
         }
         Err(AdapterError::malformed(match decoded {
             Ok(bytes) => format!(

@@ -4,15 +4,15 @@
 //! was produced by someone holding that key (RuStore), and any change to the ciphertext, IV or tag
 //! makes decryption fail. The tag check is done by the AEAD implementation in constant time.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::AeadInPlace as _;
+use aes_gcm::{Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::wire::{Envelope, Payload};
-use super::{AesKey, Config, KeySlot, Verified};
+use super::{Config, KeySlot, Verified};
 use crate::AdapterError;
 
 /// GCM nonce length RuStore uses (the Java `GCMParameterSpec` default).
@@ -40,7 +40,8 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
             "body is JSON but not an object: a RuStore envelope is {\"id\", \"timestamp\", \"payload\"}",
         ));
     }
-    let envelope = Envelope::deserialize(&body)
+    // Read from the owned tree, so its strings (the payload above all) move instead of copying.
+    let envelope = Envelope::deserialize(body)
         .map_err(|e| AdapterError::malformed(format!("body is not a RuStore envelope: {e}")))?;
     let notification_id = match envelope.id {
         Some(id) if !id.is_empty() => id,
@@ -54,12 +55,12 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
     let payload = envelope
         .payload
         .ok_or_else(|| AdapterError::malformed("envelope has no `payload` (string)"))?;
-    let sealed = BASE64.decode(payload.as_bytes()).map_err(|e| {
+    let mut sealed = BASE64.decode(payload.as_bytes()).map_err(|e| {
         AdapterError::malformed(format!("envelope `payload` is not valid base64: {e}"))
     })?;
-    let (plaintext, decrypted_with) = open(config, &sealed)?;
+    let (plaintext, decrypted_with) = open(config, &mut sealed)?;
 
-    let payload: Value = serde_json::from_slice(&plaintext)
+    let payload: Value = serde_json::from_slice(plaintext)
         .map_err(|e| AdapterError::malformed(format!("decrypted payload is not JSON: {e}")))?;
     if !payload.is_object() {
         return Err(AdapterError::malformed(
@@ -79,9 +80,10 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
     })
 }
 
-/// Splits `IV ‖ ciphertext ‖ tag` and decrypts it with the current key, then the previous one
-/// (RuStore may still be retrying notifications sealed before a rotation).
-fn open(config: &Config, sealed: &[u8]) -> Result<(Vec<u8>, KeySlot), AdapterError> {
+/// Splits `IV ‖ ciphertext ‖ tag` and decrypts it in place with the current key, then the
+/// previous one (RuStore may still be retrying notifications sealed before a rotation). Returns
+/// the plaintext, a part of `sealed`.
+fn open<'a>(config: &Config, sealed: &'a mut [u8]) -> Result<(&'a [u8], KeySlot), AdapterError> {
     if sealed.len() < IV_LEN + TAG_LEN {
         return Err(AdapterError::malformed(format!(
             "payload is {} bytes after base64 decoding; at least {} are needed \
@@ -90,32 +92,38 @@ fn open(config: &Config, sealed: &[u8]) -> Result<(Vec<u8>, KeySlot), AdapterErr
             IV_LEN + TAG_LEN
         )));
     }
-    let Some((iv, ciphertext_and_tag)) = sealed.split_at_checked(IV_LEN) else {
+    let Some((iv, ciphertext_and_tag)) = sealed.split_at_mut_checked(IV_LEN) else {
         return Err(AdapterError::malformed("payload is shorter than its IV"));
     };
-    let Ok(iv) = <[u8; IV_LEN]>::try_from(iv) else {
+    let Ok(iv) = <[u8; IV_LEN]>::try_from(&*iv) else {
         return Err(AdapterError::malformed("payload IV is not 12 bytes"));
     };
-    let nonce = Nonce::from(iv);
+    let Some((ciphertext, tag)) = ciphertext_and_tag
+        .len()
+        .checked_sub(TAG_LEN)
+        .and_then(|at| ciphertext_and_tag.split_at_mut_checked(at))
+    else {
+        return Err(AdapterError::malformed("payload is shorter than its tag"));
+    };
+    let Ok(tag) = <[u8; TAG_LEN]>::try_from(&*tag) else {
+        return Err(AdapterError::malformed("payload tag is not 16 bytes"));
+    };
+    let (nonce, tag) = (Nonce::from(iv), Tag::from(tag));
     let keys = [
         Some((&config.key, KeySlot::Current)),
         config.previous_key.as_ref().map(|k| (k, KeySlot::Previous)),
     ];
     for (key, slot) in keys.into_iter().flatten() {
-        if let Some(plaintext) = decrypt(key, &nonce, ciphertext_and_tag) {
-            return Ok((plaintext, slot));
+        // A failed attempt leaves the ciphertext untouched: the tag is checked before decrypting.
+        if key
+            .cipher()
+            .decrypt_in_place_detached(&nonce, &[], ciphertext, &tag)
+            .is_ok()
+        {
+            return Ok((ciphertext, slot));
         }
     }
     Err(AdapterError::unauthenticated(UNDECRYPTABLE))
-}
-
-fn decrypt(
-    key: &AesKey,
-    nonce: &Nonce<aes_gcm::aead::consts::U12>,
-    ciphertext_and_tag: &[u8],
-) -> Option<Vec<u8>> {
-    let cipher = Aes256Gcm::new(&key.0.into());
-    cipher.decrypt(nonce, ciphertext_and_tag).ok()
 }
 
 /// When the source names its app, the payload must name the same one. App ids are public (they are
