@@ -28,32 +28,44 @@ impl Form {
     /// Decode a body. Never fails: bytes that do not decode become U+FFFD or, for windows-1252,
     /// the character that byte stands for.
     pub(super) fn decode(body: &[u8]) -> Form {
-        let encoding = charset(body);
+        let pairs = pairs(body);
+        let encoding = charset(body, &pairs);
         // The usual body is ASCII, everything else percent-escaped. Then it is text already, and
         // a piece without escapes reads the same in every charset a form can be in; only the
         // escaped pieces need decoding.
         let ascii = std::str::from_utf8(body)
             .ok()
             .filter(|text| text.is_ascii() && encoding.is_ascii_compatible());
-        let piece = |range: Range<usize>| match ascii.and_then(|text| text.get(range.clone())) {
-            Some(text) if !text.bytes().any(is_escape) => text.to_owned(),
-            _ => decode_text(
-                percent_decode(body.get(range).unwrap_or_default()),
-                encoding,
-            ),
+        let text = |span: &Span| match ascii.and_then(|text| text.get(span.range.clone())) {
+            Some(text) if !span.escaped => text.to_owned(),
+            _ => decode_text(span.decode(body), encoding),
         };
-        let fields = pairs(body)
-            .map(|(name, value)| (piece(name), piece(value)))
+        let fields = pairs
+            .iter()
+            .map(|(name, value)| (text(name), text(value)))
             .collect();
         Form::first_of_each_name(fields)
     }
 
-    /// Keeps the first field of each name, in O(n log n) however many fields a body has: a
-    /// stable sort of the positions by name puts each name's first position at the head of its
+    /// Keeps the first field of each name, in O(n log n) however many fields a body has: sorting
+    /// the positions by name, then position, puts each name's first position at the head of its
     /// run. Names are compared after decoding: two spellings of a name in the body are one name.
     fn first_of_each_name(mut fields: Vec<(String, String)>) -> Form {
-        let mut by_name: Vec<usize> = (0..fields.len()).collect();
-        by_name.sort_by(|&a, &b| fields[a].0.cmp(&fields[b].0));
+        // Most names differ in their first eight bytes, so the positions are sorted by those as
+        // one integer (a cheap sort of integer pairs), and only the runs that share them
+        // (`payment_date`, `payment_gross`, …) are then sorted by the whole name.
+        let mut keyed: Vec<(u64, usize)> = fields
+            .iter()
+            .enumerate()
+            .map(|(position, (name, _))| (prefix_key(name), position))
+            .collect();
+        keyed.sort_unstable();
+        for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| fields[a.1].0.cmp(&fields[b.1].0).then(a.1.cmp(&b.1)));
+            }
+        }
+        let mut by_name: Vec<usize> = keyed.into_iter().map(|(_, position)| position).collect();
         by_name.dedup_by(|later, first| fields[*later].0 == fields[*first].0);
         if by_name.len() < fields.len() {
             let mut keep = vec![false; fields.len()];
@@ -102,67 +114,108 @@ impl Form {
     }
 }
 
-/// Where each `name=value` pair of the body is, skipping pairs without a name. Ranges rather than
-/// slices, so that an ASCII body can be cut as text without checking each piece again.
-fn pairs(body: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+/// A value trimmed, `None` when that leaves nothing.
+fn present(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|value| !value.is_empty())
+}
+
+/// The first eight bytes of a name as a big-endian integer, zero-padded: integers compare as the
+/// names do, except that names equal in their first eight bytes, or equal but for trailing zero
+/// bytes, compare equal and need a full comparison.
+fn prefix_key(name: &str) -> u64 {
+    let mut key = [0; 8];
+    for (slot, byte) in key.iter_mut().zip(name.bytes()) {
+        *slot = byte;
+    }
+    u64::from_be_bytes(key)
+}
+
+/// Where a name or a value is in the body, and whether it holds escapes (`+`, `%`) to decode.
+#[derive(Debug, Clone)]
+struct Span {
+    range: Range<usize>,
+    escaped: bool,
+}
+
+impl Span {
+    /// The bytes it stands for: `+` is a space and `%XX` a byte (either case of hex); a `%` not
+    /// followed by two hex digits is kept as it is, since PayPal and Autodesk have both sent
+    /// unescaped characters. Borrowed from the body when there is nothing to decode.
+    fn decode<'a>(&self, body: &'a [u8]) -> Bytes<'a> {
+        let raw = body.get(self.range.clone()).unwrap_or_default();
+        if self.escaped {
+            Cow::Owned(percent_decode(raw))
+        } else {
+            Cow::Borrowed(raw)
+        }
+    }
+}
+
+/// The `name=value` pairs of the body, skipping pairs without a name (a pair without `=` has an
+/// empty value), found in one pass over the bytes that also notes which pieces hold escapes.
+fn pairs(body: &[u8]) -> Vec<(Span, Span)> {
+    let mut pairs = Vec::new();
     let mut start = 0;
-    body.split(|b| *b == b'&').filter_map(move |pair| {
-        let begin = start;
-        let end = begin + pair.len();
-        start = end + 1;
-        let (name, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(at) => (begin..begin + at, begin + at + 1..end),
-            None => (begin..end, end..end),
+    let mut equals = None;
+    // Whether the name, then the value, of the current pair holds an escape.
+    let mut escaped = [false; 2];
+    let mut finish = |end: usize, equals: Option<usize>, escaped: [bool; 2]| {
+        let (name, value) = match equals {
+            Some(at) => (start..at, at + 1..end),
+            None => (start..end, end..end),
         };
-        (!name.is_empty()).then_some((name, value))
-    })
+        if !name.is_empty() {
+            pairs.push((
+                Span {
+                    range: name,
+                    escaped: escaped[0],
+                },
+                Span {
+                    range: value,
+                    escaped: escaped[1],
+                },
+            ));
+        }
+        start = end + 1;
+    };
+    for (at, &b) in body.iter().enumerate() {
+        match b {
+            b'&' => {
+                finish(at, equals.take(), escaped);
+                escaped = [false; 2];
+            }
+            b'=' if equals.is_none() => equals = Some(at),
+            b'+' | b'%' => escaped[usize::from(equals.is_some())] = true,
+            _ => {}
+        }
+    }
+    finish(body.len(), equals, escaped);
+    pairs
 }
 
 /// The charset the body names in its first `charset` field. An unknown label is no reason to
 /// refuse a notification: it falls back to PayPal's default, windows-1252. `output_encoding` maps
 /// UTF-16 and the "replacement" labels to UTF-8, as browsers do for forms, since a form body
 /// cannot be UTF-16.
-fn charset(body: &[u8]) -> &'static Encoding {
-    let piece = |range: Range<usize>| body.get(range).unwrap_or_default();
-    // Decoding never lengthens a name and `+` decodes to a space, so only `charset` itself or a
-    // longer name with a `%` can decode to `charset`: the other names need no decoding here.
-    let is_charset = |name: &[u8]| {
-        name == b"charset"
-            || name.len() > b"charset".len()
-                && name.contains(&b'%')
-                && *percent_decode(name) == *b"charset"
-    };
-    pairs(body)
-        .find(|(name, _)| is_charset(piece(name.clone())))
-        .and_then(|(_, label)| Encoding::for_label(&percent_decode(piece(label))))
+fn charset(body: &[u8], pairs: &[(Span, Span)]) -> &'static Encoding {
+    // A name without escapes is itself, so only one of the right length can be `charset`.
+    let may_be_charset = |name: &Span| name.escaped || name.range.len() == b"charset".len();
+    pairs
+        .iter()
+        .find(|(name, _)| may_be_charset(name) && *name.decode(body) == *b"charset")
+        .and_then(|(_, label)| Encoding::for_label(&label.decode(body)))
         .map_or(WINDOWS_1252, Encoding::output_encoding)
 }
 
-/// A value trimmed, `None` when that leaves nothing.
-fn present(value: &str) -> Option<&str> {
-    Some(value.trim()).filter(|value| !value.is_empty())
-}
-
-/// Whether a byte of the body stands for something else: `+` for a space, `%` for an escape.
-fn is_escape(b: u8) -> bool {
-    b == b'+' || b == b'%'
-}
-
-/// `+` is a space and `%XX` a byte (either case of hex); a `%` not followed by two hex digits is
-/// kept as it is, since PayPal and Autodesk have both sent unescaped characters. Most names and
-/// many values have nothing to decode, and those are borrowed as they are.
-fn percent_decode(input: &[u8]) -> Bytes<'_> {
+/// Decodes `+` and `%XX` (see [`Span::decode`]).
+fn percent_decode(input: &[u8]) -> Vec<u8> {
     fn hex(b: u8) -> Option<u8> {
         char::from(b)
             .to_digit(16)
             .and_then(|d| u8::try_from(d).ok())
     }
-    let Some(first) = input.iter().copied().position(is_escape) else {
-        return Cow::Borrowed(input);
-    };
     let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
-    let mut i = first;
+    let mut i = 0;
     while let Some(&b) = input.get(i) {
         match b {
             b'+' => out.push(b' '),
@@ -180,7 +233,7 @@ fn percent_decode(input: &[u8]) -> Bytes<'_> {
         }
         i += 1;
     }
-    Cow::Owned(out)
+    out
 }
 
 /// Bytes to text in the declared charset, correcting the one lie seen in practice: Autodesk's
