@@ -62,13 +62,12 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
 
     let payload: Value = serde_json::from_slice(plaintext)
         .map_err(|e| AdapterError::malformed(format!("decrypted payload is not JSON: {e}")))?;
-    if !payload.is_object() {
+    let Value::Object(fields) = &payload else {
         return Err(AdapterError::malformed(
             "decrypted payload is not a JSON object",
         ));
-    }
-    let header = Payload::deserialize(&payload)
-        .map_err(|e| AdapterError::malformed(format!("decrypted payload is not readable: {e}")))?;
+    };
+    let header = Payload::read(fields);
     check_app_id(config.app_id.as_deref(), header.app_id.as_deref())?;
 
     Ok(Verified {

@@ -2,9 +2,12 @@
 //!
 //! Every field is optional: RuStore documents few guarantees, and an authentic notification with a
 //! missing field must still become an event (or a precise error), never a deserialization failure.
+//! The envelope is deserialized; the decrypted payload is parsed into a JSON tree anyway (it is the
+//! event's `store_data.raw`), so its fields are read from that tree by name.
 //! Whatever is not mirrored here is kept in the event's `store_data.raw`.
 
 use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 /// The HTTP body: `{"id": "...", "timestamp": "...", "payload": "<base64>"}`.
 #[derive(Debug, Deserialize)]
@@ -21,76 +24,104 @@ pub(super) struct Envelope {
 }
 
 /// The decrypted payload, minus `data`, which is read per notification kind in `map`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(super) struct Payload {
     /// `INVOICE_STATUS`, `SUBSCRIPTION_EVENT`, `TEST_EVENT`, each possibly with `_SANDBOX`.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub notification_type: Option<String>,
     /// The RuStore Console app id: documented as a number, accepted as a string too.
-    #[serde(default, deserialize_with = "string_or_number")]
     pub app_id: Option<String>,
 }
 
+impl Payload {
+    pub(super) fn read(payload: &Map<String, Value>) -> Payload {
+        Payload {
+            notification_type: text(payload.get("notification_type")),
+            app_id: text_or_number(payload.get("app_id")),
+        }
+    }
+}
+
 /// `data` of `INVOICE_STATUS*`: a payment's status change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct InvoiceStatus {
-    #[serde(default, deserialize_with = "string_or_number")]
     pub product_code: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub change_status_time: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub status_new: Option<String>,
-    #[serde(default, deserialize_with = "string_or_number")]
     pub invoice_id: Option<String>,
-    #[serde(default, deserialize_with = "string_or_number")]
     pub order_id: Option<String>,
 }
 
+impl InvoiceStatus {
+    pub(super) fn read(data: &Map<String, Value>) -> InvoiceStatus {
+        InvoiceStatus {
+            product_code: text_or_number(data.get("product_code")),
+            change_status_time: text(data.get("change_status_time")),
+            status_new: text(data.get("status_new")),
+            invoice_id: text_or_number(data.get("invoice_id")),
+            order_id: text_or_number(data.get("order_id")),
+        }
+    }
+}
+
 /// `data` of `SUBSCRIPTION_EVENT*`: something happened to a subscription.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct SubscriptionEvent {
-    #[serde(default, deserialize_with = "string_or_number")]
     pub product_code: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub event_time: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub subscription_event_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub status_new: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub period_new: Option<String>,
-    #[serde(default, deserialize_with = "lenient_bool")]
     pub autorenewing: Option<bool>,
-    #[serde(default, deserialize_with = "string_or_number")]
     pub purchase_id: Option<String>,
+}
+
+impl SubscriptionEvent {
+    pub(super) fn read(data: &Map<String, Value>) -> SubscriptionEvent {
+        SubscriptionEvent {
+            product_code: text_or_number(data.get("product_code")),
+            event_time: text(data.get("event_time")),
+            subscription_event_type: text(data.get("subscription_event_type")),
+            status_new: text(data.get("status_new")),
+            period_new: text(data.get("period_new")),
+            autorenewing: lenient_bool(data.get("autorenewing")),
+            purchase_id: text_or_number(data.get("purchase_id")),
+        }
+    }
 }
 
 /// A value RuStore may send as a string or as a number (ids): read as its decimal text. Anything
 /// else (objects, arrays, booleans) is treated as absent rather than failing the whole
 /// notification: the value stays visible in `store_data.raw`.
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
+fn text_or_number(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
         _ => None,
-    })
+    }
 }
 
 /// A text field; a value of another JSON type is treated as absent (it stays in `raw`), so that
 /// one odd field does not make an authentic notification unreadable.
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Some(s),
-        _ => None,
-    })
+fn text(value: Option<&Value>) -> Option<String> {
+    value?.as_str().map(str::to_owned)
 }
 
 /// A boolean, also accepted as the strings `"true"`/`"false"` in any case; anything else is absent.
-fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Bool(b) => Some(b),
-        serde_json::Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        serde_json::Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+fn lenient_bool(value: Option<&Value>) -> Option<bool> {
+    match value? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
-    })
+    }
+}
+
+/// [`text_or_number`] for serde's `deserialize_with`.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(text_or_number(Some(&Value::deserialize(d)?)))
+}
+
+/// [`text`] for serde's `deserialize_with`.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(text(Some(&Value::deserialize(d)?)))
 }
