@@ -11,7 +11,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use super::wire::{Envelope, Payload};
+use super::wire::{Envelope, EnvelopeTree, Payload};
 use super::{Config, KeySlot, Verified};
 use crate::AdapterError;
 
@@ -32,17 +32,10 @@ pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
 pub(super) const UNDECRYPTABLE: &str = "payload does not decrypt with the source's current or previous key: wrong key or tampered payload";
 
 pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterError> {
-    // Parsed to a `Value` first because serde would also read a JSON array as the struct.
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| AdapterError::malformed(format!("body is not JSON: {e}")))?;
-    if !body.is_object() {
-        return Err(AdapterError::malformed(
-            "body is JSON but not an object: a RuStore envelope is {\"id\", \"timestamp\", \"payload\"}",
-        ));
-    }
-    // Read from the owned tree, so its strings (the payload above all) move instead of copying.
-    let envelope = Envelope::deserialize(body)
-        .map_err(|e| AdapterError::malformed(format!("body is not a RuStore envelope: {e}")))?;
+    let envelope = match Envelope::read(body) {
+        Some(envelope) => envelope,
+        None => read_envelope_tree(body)?.into(),
+    };
     let notification_id = match envelope.id {
         Some(id) if !id.is_empty() => id,
         Some(_) => return Err(AdapterError::malformed("envelope `id` is empty")),
@@ -77,6 +70,22 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
         payload,
         decrypted_with,
     })
+}
+
+/// Reads the body as a JSON tree first, then the envelope from it: slower than [`Envelope::read`],
+/// but it tells exactly what is wrong with a body that is not an envelope.
+fn read_envelope_tree(body: &[u8]) -> Result<EnvelopeTree, AdapterError> {
+    // A tree first because serde would also read a JSON array as the struct.
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|e| AdapterError::malformed(format!("body is not JSON: {e}")))?;
+    if !body.is_object() {
+        return Err(AdapterError::malformed(
+            "body is JSON but not an object: a RuStore envelope is {\"id\", \"timestamp\", \"payload\"}",
+        ));
+    }
+    // Read from the owned tree, so its strings (the payload above all) move instead of copying.
+    EnvelopeTree::deserialize(body)
+        .map_err(|e| AdapterError::malformed(format!("body is not a RuStore envelope: {e}")))
 }
 
 /// Splits `IV ‖ ciphertext ‖ tag` and decrypts it in place with the current key, then the
