@@ -31,6 +31,8 @@ pub enum Command {
     Forward(ForwardArgs),
     /// Print the retry ladder: step, delay, cumulative time.
     RetrySchedule(RetryScheduleArgs),
+    /// Move dead deliveries back for a fresh ladder of attempts (e.g. after fixing an endpoint).
+    ReplayDead(ReplayDeadArgs),
     /// Dry run: verify and normalize one raw notification body and print its events, one JSON
     /// object per line, exactly as the gateway would publish them.
     Normalize(NormalizeArgs),
@@ -79,6 +81,19 @@ pub struct RetryScheduleArgs {
     /// Print a JSON array of the delays in seconds instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayDeadArgs {
+    /// Configuration file (TOML), as for `serve`: the broker, the prefix and the ladder.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only the deliveries of this endpoint id.
+    #[arg(long, value_name = "ID")]
+    pub endpoint: Option<String>,
+    /// At most this many deliveries.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -190,12 +205,39 @@ pub fn main() -> ExitCode {
             }),
         ),
         Command::RetrySchedule(args) => retry_schedule(&args),
+        Command::ReplayDead(args) => replay_dead(&args),
     }
 }
 
 fn run_gateway(config: Option<&std::path::Path>, roles: Option<Roles>) -> ExitCode {
     match crate::startup::serve(config, roles) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `storehook replay-dead`: prints how many deliveries were replayed and how many stayed dead.
+fn replay_dead(args: &ReplayDeadArgs) -> ExitCode {
+    let replayed = crate::configuration::Settings::load(args.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::forward::replay::replay_dead(
+                &settings,
+                args.endpoint.as_deref(),
+                args.limit,
+            ))
+        });
+    match replayed {
+        Ok(done) => {
+            println!("replayed {}, left dead {}", done.replayed, done.kept);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -10,11 +10,13 @@
 //! - [`endpoints`]: the registry's endpoints, parsed and cached.
 //! - [`attempt`]: one signed `POST`; [`attempts`]: the attempt log (group-committed rows).
 //! - [`worker`]: the consumers, the fan-out and the hand-off to the ladder or `<prefix>.dead`.
+//! - [`replay`]: `storehook replay-dead`, dead deliveries back for a fresh ladder.
 
 pub mod attempt;
 pub mod attempts;
 pub mod config;
 pub mod endpoints;
+pub mod replay;
 pub mod schedule;
 pub mod signature;
 pub mod ssrf;

@@ -36,6 +36,9 @@ struct Args {
     /// Concurrent requests of the raw POST client.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Extra lines for the forwarder's `[forward]` section, e.g. `prefetch = 128`.
+    #[arg(long, default_value = "")]
+    forward: String,
 }
 
 #[tokio::main]
@@ -58,8 +61,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. Throughput.
-    let mut config =
-        ForwardConfig::new(vec![EndpointSpec::new("bench", receiver.url("/bench"))], "");
+    let mut config = ForwardConfig::new(
+        vec![EndpointSpec::new("bench", receiver.url("/bench"))],
+        &args.forward.replace("\\n", "\n"),
+    );
     config.tenant = "bench".to_owned();
     let dir = tempfile::tempdir()?;
     let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());

@@ -400,3 +400,51 @@ async fn redirects_are_never_followed() {
     assert_eq!(receiver.received("/inside").len(), 0);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dead_delivery_replayed_gets_a_fresh_ladder() {
+    let receiver = Receiver::start(|_, n| {
+        if n < 2 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let config = ForwardConfig::new(
+        vec![EndpointSpec::new("fixed", receiver.url("/fixed"))],
+        "retries = 1\nfirst_delay = \"100ms\"\nwindow = \"100ms\"",
+    );
+    let app = ForwardApp::spawn(config).await;
+    let (id, body) = event("acme", "test.ping");
+    EventPublisher::open(&app.names.exchange)
+        .await
+        .publish("acme", "test.ping", &id, &body)
+        .await;
+    assert_eq!(wait_for_depth(&app.names.dead, 1, WAIT).await, 1);
+    assert_eq!(receiver.received("/fixed").len(), 2);
+
+    let settings = app.config.settings(&app.database.url);
+    let other = storehook::forward::replay::replay_dead(&settings, Some("another"), None)
+        .await
+        .expect("replay runs");
+    assert_eq!((other.replayed, other.kept), (0, 1));
+    let done = storehook::forward::replay::replay_dead(&settings, Some("fixed"), None)
+        .await
+        .expect("replay runs");
+    assert_eq!((done.replayed, done.kept), (1, 0));
+
+    let received = receiver.wait_for("/fixed", 3, WAIT).await;
+    assert_eq!(received.len(), 3);
+    assert_eq!(received[2].header("webhook-id"), Some(id.as_str()));
+    let pool = app.pool().await;
+    let rows = wait_for_attempts(&pool, "fixed", 3, WAIT).await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.attempt, r.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "retrying"), (1, "delivered"), (2, "dead")]
+    );
+    assert_eq!(queue_depth(&app.names.dead).await, 0);
+    app.cleanup().await;
+}
