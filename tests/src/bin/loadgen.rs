@@ -7,6 +7,12 @@
 //! publish-confirm ceiling: a plain lapin publisher sending messages of the same size, persistent
 //! and `mandatory`, to an exchange bound to the same kind of queue, with the same number in flight.
 //!
+//! The client shares the machine with storehook and the broker, so it is kept cheap: every request
+//! is encrypted and serialized to its HTTP/1.1 bytes before the timed phase, and each of the C
+//! keep-alive connections writes those bytes and reads the status line, headers and body with
+//! nothing in between (no client library, no URL parsing, no header maps). Both phases run on
+//! one single-threaded runtime.
+//!
 //! ```text
 //! cargo build --release -p storehook
 //! cargo run --release -p storehook-tests --bin loadgen -- --count 50000 --concurrency 64
@@ -52,7 +58,7 @@ struct Args {
     sqlite_synchronous: String,
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let fixture = Fixture::new(&args.amqp_url);
@@ -84,34 +90,37 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, fixture: &Fixture, port: u16, queue: &str) -> anyhow::Result<()> {
     let address = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    wait_until_ready(&http, &address).await;
-    let url = format!("{address}/ingest/rustore/{}", fixture.rustore_ingest_key);
+    wait_until_ready(&reqwest::Client::new(), &address).await;
+    let path = format!("/ingest/rustore/{}", fixture.rustore_ingest_key);
 
     let total = args.warmup + args.count;
     eprintln!("encrypting {total} RuStore notifications…");
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..total)
-            .map(|i| {
-                rustore_envelope(
-                    &RUSTORE_KEY,
-                    &format!("bench-{i}"),
-                    &rustore_invoice(&format!("{}", 1_000_000 + i), "CONFIRMED", false),
-                )
-            })
+    let bodies: Vec<String> = (0..total)
+        .map(|i| {
+            rustore_envelope(
+                &RUSTORE_KEY,
+                &format!("bench-{i}"),
+                &rustore_invoice(&format!("{}", 1_000_000 + i), "CONFIRMED", false),
+            )
+        })
+        .collect();
+    let body_bytes = bodies.first().map(String::len).unwrap_or_default();
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        bodies
+            .iter()
+            .map(|body| http_request(port, &path, body))
             .collect(),
     );
-    let body_bytes = bodies.first().map(String::len).unwrap_or_default();
+    drop(bodies);
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
 
-    drive(&http, &url, &bodies, 0..args.warmup, args.concurrency).await?;
+    drive(server, &requests, 0..args.warmup, args.concurrency).await?;
     eprintln!(
         "sending {} notifications at concurrency {}…",
         args.count, args.concurrency
     );
     let started = Instant::now();
-    let mut latencies = drive(&http, &url, &bodies, args.warmup..total, args.concurrency).await?;
+    let mut latencies = drive(server, &requests, args.warmup..total, args.concurrency).await?;
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let throughput = args.count as f64 / elapsed.as_secs_f64();
@@ -157,25 +166,32 @@ async fn run(args: &Args, fixture: &Fixture, port: u16, queue: &str) -> anyhow::
     Ok(())
 }
 
-/// POST `bodies[range]` with `concurrency` requests in flight; every answer must be 200.
+/// The bytes of one `POST` of `body` to `path`.
+fn http_request(port: u16, path: &str, body: &str) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    request
+}
+
+/// Send `requests[range]` over `concurrency` keep-alive connections, one request in flight on
+/// each; every answer must be 200.
 async fn drive(
-    http: &reqwest::Client,
-    url: &str,
-    bodies: &Arc<Vec<String>>,
+    server: std::net::SocketAddr,
+    requests: &Arc<Vec<Vec<u8>>>,
     range: std::ops::Range<usize>,
     concurrency: usize,
 ) -> anyhow::Result<Vec<Duration>> {
     let next = Arc::new(AtomicUsize::new(range.start));
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (http, url, bodies, next, end) = (
-            http.clone(),
-            url.to_owned(),
-            Arc::clone(bodies),
-            Arc::clone(&next),
-            range.end,
-        );
+        let (requests, next, end) = (Arc::clone(requests), Arc::clone(&next), range.end);
         workers.push(tokio::spawn(async move {
+            let mut connection = HttpConnection::open(server).await?;
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -183,9 +199,7 @@ async fn drive(
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 let started = Instant::now();
-                let response = http.post(&url).body(bodies[i].clone()).send().await?;
-                let status = response.status();
-                let _ = response.bytes().await?;
+                let status = connection.exchange(&requests[i]).await?;
                 latencies.push(started.elapsed());
                 if status != 200 {
                     bail!("notification {i} answered {status}");
@@ -198,6 +212,87 @@ async fn drive(
         latencies.extend(worker.await??);
     }
     Ok(latencies)
+}
+
+/// One keep-alive HTTP/1.1 client connection that understands just what storehook answers: a
+/// status line, headers with a `Content-Length`, and that many bytes of body.
+struct HttpConnection {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl HttpConnection {
+    async fn open(server: std::net::SocketAddr) -> anyhow::Result<HttpConnection> {
+        let stream = tokio::net::TcpStream::connect(server).await?;
+        stream.set_nodelay(true)?;
+        Ok(HttpConnection {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Write `request`, read the whole response; its status.
+    async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<u16> {
+        let mut written = 0;
+        while written < request.len() {
+            self.stream.writable().await?;
+            match self.stream.try_write(&request[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.buffer.clear();
+        loop {
+            if let Some((status, length)) = parse_response(&self.buffer)?
+                && self.buffer.len() >= length
+            {
+                return Ok(status);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            self.stream.readable().await?;
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => bail!("storehook closed the connection"),
+                Ok(n) => {
+                    self.buffer.extend_from_slice(&chunk[..n]);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Once the head is complete: the status and the length of the whole response.
+fn parse_response(buffer: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
+    let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buffer[..head_end])?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .context("no status line")?;
+    let mut length = 0;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse()?;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                bail!("a chunked response: {head}");
+            }
+        }
+    }
+    Ok(Some((status, head_end + 4 + length)))
 }
 
 /// Publish `count` messages of `size` bytes with `in_flight` publishers, each awaiting its
@@ -247,7 +342,8 @@ async fn raw_ceiling(
                         BasicProperties::default()
                             .with_delivery_mode(2)
                             .with_content_type("application/json".into())
-                            .with_message_id(uuid::Uuid::new_v4().to_string().into()),
+                            .with_message_id(uuid::Uuid::new_v4().to_string().into())
+                            .with_app_id("storehook".into()),
                     )
                     .await?
                     .await?;
