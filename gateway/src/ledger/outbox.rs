@@ -22,6 +22,10 @@ pub struct Claimed {
 
 /// Claim up to `limit` events that are unpublished, due (`next_attempt_at <= now`) and not held
 /// by a live claim; oldest first.
+///
+/// A read first looks for one such event: on SQLite the claim takes the database's single write
+/// lock even when it matches nothing, and the ledger writer would wait for it; most rounds find
+/// nothing to do.
 pub async fn claim(
     pool: &AnyPool,
     relay_id: &str,
@@ -29,6 +33,18 @@ pub async fn claim(
     lease_ms: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
+    let due: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM events \
+         WHERE published_at IS NULL AND next_attempt_at <= $1 \
+           AND (claimed_until IS NULL OR claimed_until <= $1) \
+         LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     let rows = sqlx::query(
         "UPDATE events SET claimed_by = $1, claimed_until = $2 \
          WHERE published_at IS NULL AND next_attempt_at <= $3 \
