@@ -77,6 +77,11 @@ pub struct DatabaseSettings {
     /// SQLite `synchronous`: `full` (default; a commit survives power loss) or `normal` (survives a
     /// process crash only).
     pub sqlite_synchronous: String,
+    /// SQLite `wal_autocheckpoint`: WAL pages between checkpoints. Larger means fewer, longer
+    /// checkpoints and less writing in all (a page changed many times in between is copied once).
+    pub sqlite_wal_autocheckpoint: u32,
+    /// SQLite page cache per connection, in KiB.
+    pub sqlite_cache_kib: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +257,8 @@ body_limit = 65536
 url = "sqlite://storehook.db"
 max_connections = 8
 sqlite_synchronous = "full"
+sqlite_wal_autocheckpoint = 8192
+sqlite_cache_kib = 65536
 
 [broker]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -348,6 +355,18 @@ impl Settings {
             return Err(invalid(
                 "database.sqlite_synchronous",
                 "must be \"full\" or \"normal\"",
+            ));
+        }
+        if self.database.sqlite_wal_autocheckpoint == 0 {
+            return Err(invalid(
+                "database.sqlite_wal_autocheckpoint",
+                "must be at least 1 page (0 would never checkpoint and grow the WAL without end)",
+            ));
+        }
+        if self.database.sqlite_cache_kib < 1024 {
+            return Err(invalid(
+                "database.sqlite_cache_kib",
+                "must be at least 1024",
             ));
         }
         if self.database.max_connections < 2 {

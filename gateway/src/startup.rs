@@ -2,7 +2,7 @@
 //!
 //! [`Application::build`] sets up what every role shares (the ledger, metrics, the broker
 //! connection supervisor, a shutdown signal) and then starts the roles: today *ingest* (HTTP
-//! route, ledger writer, inline publisher, outbox relay). A new role (the webhook forwarder) is
+//! route, ledger writer and its publisher, outbox relay). A new role (the webhook forwarder) is
 //! one more `start_*` function that takes the [`Shared`] parts and pushes its background tasks.
 
 use std::net::TcpListener;
@@ -102,12 +102,16 @@ impl Application {
         if !roles.ingest && !roles.forward {
             anyhow::bail!("roles: enable ingest, forward or both");
         }
-        let ingest = roles.ingest.then(|| start_ingest(&shared, &mut tasks));
+        let ingest = if roles.ingest {
+            Some(start_ingest(&shared, &mut tasks).await?)
+        } else {
+            None
+        };
         if roles.forward {
             crate::forward::start(&shared, &mut tasks)?;
         }
         let publisher = match &ingest {
-            Some(ingest) => ingest.publisher.clone(),
+            Some((_, publisher)) => publisher.clone(),
             // Without ingest nothing is published; `/readyz` still asks whether the link is up.
             None => Publisher::new(
                 shared.bus.clone(),
@@ -134,7 +138,7 @@ impl Application {
         let server = http::server(
             listener,
             server_settings.workers,
-            ingest.map(web::Data::new),
+            ingest.map(|(state, _)| web::Data::new(state)),
             ops,
         )?;
         Ok(Application {
@@ -175,8 +179,12 @@ impl Application {
     }
 }
 
-/// The ingest role: ledger writer, publisher, outbox relay; returns the HTTP route's state.
-fn start_ingest(shared: &Shared, tasks: &mut Vec<(&'static str, JoinHandle<()>)>) -> IngestState {
+/// The ingest role: ledger writer (which publishes), outbox relay; returns the HTTP route's state
+/// and the publisher.
+async fn start_ingest(
+    shared: &Shared,
+    tasks: &mut Vec<(&'static str, JoinHandle<()>)>,
+) -> anyhow::Result<(IngestState, Publisher)> {
     let settings = &shared.settings;
     let hold = settings.testing.hold_publish;
     if hold {
@@ -189,13 +197,14 @@ fn start_ingest(shared: &Shared, tasks: &mut Vec<(&'static str, JoinHandle<()>)>
         hold,
     );
     let (writer, writer_task) = LedgerWriter::spawn(
-        shared.ledger.pool().clone(),
-        shared.ledger.backend(),
+        shared.ledger.writer_connection().await?,
+        publisher.clone(),
         shared.metrics.clone(),
         WriterTuning {
             queue_depth: settings.ingest.queue_depth,
             batch_max: settings.ingest.batch_max,
             commit_wait: settings.commit_wait(),
+            publish_wait: settings.publish_wait(),
             relay_grace: Duration::from_millis(settings.outbox.grace_ms),
         },
         shared.shutdown.clone(),
@@ -211,15 +220,14 @@ fn start_ingest(shared: &Shared, tasks: &mut Vec<(&'static str, JoinHandle<()>)>
         hold,
     };
     tasks.push(("outbox relay", relay.spawn(shared.shutdown.clone())));
-    IngestState {
+    let state = IngestState {
         registry: Registry::new(
             shared.ledger.pool().clone(),
             Duration::from_millis(settings.ingest.source_cache_ms),
         ),
         writer,
-        publisher,
         metrics: shared.metrics.clone(),
         body_limit: settings.server.body_limit,
-        publish_wait: settings.publish_wait(),
-    }
+    };
+    Ok((state, publisher))
 }

@@ -2,11 +2,9 @@
 //!
 //! Order matters: find the source first (an unknown store or key gets a 404 before any body is
 //! read), then read the raw bytes under the limit, verify and normalize, commit, publish, answer.
-//! The answer is 200 only once the ledger has committed the notification; the publish is waited
-//! for only up to `ingest.publish_wait_ms`, after which the relay owns the events.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The answer is 200 only once the ledger has committed the notification; the publish (by the
+//! ledger writer, for the whole commit group at once) is waited for only up to
+//! `ingest.publish_wait_ms`, after which the relay owns the events.
 
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -15,20 +13,17 @@ use futures_util::StreamExt;
 use storehook_adapters::{Context, ErrorCategory, Store};
 
 use super::ApiError;
-use crate::bus::{Outgoing, PublishOutcome, Publisher};
 use crate::ledger::registry::Registry;
-use crate::ledger::writer::{LedgerWriter, NewEvent, NewNotification, WriteError};
-use crate::metrics::{Metrics, Outcome, PublishPath};
+use crate::ledger::writer::{LedgerWriter, NewNotification, WriteError};
+use crate::metrics::{Metrics, Outcome};
 
 /// What an ingest request needs.
 #[derive(Debug)]
 pub struct IngestState {
     pub registry: Registry,
     pub writer: LedgerWriter,
-    pub publisher: Publisher,
     pub metrics: Metrics,
     pub body_limit: usize,
-    pub publish_wait: Duration,
 }
 
 #[post("/ingest/{store}/{ingest_key}")]
@@ -91,13 +86,7 @@ async fn handle(
                 body,
                 &events,
             );
-            let new_events = state
-                .writer
-                .store(notification)
-                .await
-                .map_err(unavailable)?;
-            publish_inline(state, new_events).await;
-            Ok(())
+            state.writer.store(notification).await.map_err(unavailable)
         }
         Err(rejection) => match rejection.category {
             // Anyone can post garbage to a known URL: count it, store nothing.
@@ -156,44 +145,4 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Publish what this request stored, waiting at most `publish_wait`. The publish runs in its own
-/// task, so a confirm arriving after the wait still marks its event published.
-async fn publish_inline(state: &IngestState, events: Vec<Arc<NewEvent>>) {
-    if events.is_empty() || !state.publisher.is_connected() {
-        return;
-    }
-    let task = tokio::spawn(publish_and_mark(
-        state.publisher.clone(),
-        state.writer.clone(),
-        state.metrics.clone(),
-        events,
-    ));
-    let _ = tokio::time::timeout(state.publish_wait, task).await;
-}
-
-async fn publish_and_mark(
-    publisher: Publisher,
-    writer: LedgerWriter,
-    metrics: Metrics,
-    events: Vec<Arc<NewEvent>>,
-) {
-    let outgoing: Vec<Outgoing<'_>> = events
-        .iter()
-        .map(|event| Outgoing {
-            id: &event.id,
-            routing_key: &event.routing_key,
-            payload: event.payload.as_bytes(),
-        })
-        .collect();
-    let outcomes = publisher.publish_all(&outgoing).await;
-    let published: Vec<String> = events
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| **outcome == PublishOutcome::Routed)
-        .map(|(event, _)| event.id.clone())
-        .collect();
-    metrics.published(PublishPath::Inline, published.len() as u64);
-    writer.mark_published(published);
 }

@@ -4,7 +4,8 @@
 //! Both run through `sqlx::Any` with one set of migrations and queries in portable SQL: `$N`
 //! placeholders (SQLite reads them as positional too), `ON CONFLICT … DO NOTHING`, `RETURNING`,
 //! partial indexes, BIGINT milliseconds for times. One code path means one thing to test twice,
-//! instead of two to keep in step.
+//! instead of two to keep in step. The one exception is the ledger writer's connection on SQLite:
+//! a native `sqlx::Sqlite` connection of its own (see [`WriterConnection`]) running the same SQL.
 //!
 //! - [`registry`]: config-declared tenants/sources/endpoints, and the source lookup by ingest key.
 //! - [`writer`]: the single ledger writer (group commit) that ingest requests go through.
@@ -21,7 +22,8 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyPool, ConnectOptions, Executor, SqlSafeStr};
 
 use crate::configuration::DatabaseSettings;
 
@@ -52,6 +54,45 @@ pub enum Backend {
 pub struct Ledger {
     pool: AnyPool,
     backend: Backend,
+    /// The URL as connected (with `mode=rwc` on SQLite), for the writer's own connection.
+    url: String,
+    settings: DatabaseSettings,
+}
+
+/// The connection the ledger writer commits on.
+#[derive(Debug)]
+pub enum WriterConnection {
+    /// A native SQLite connection held for good: no `Any` conversions on the hot path, and a page
+    /// cache that stays warm because no other connection's commit invalidates it.
+    Sqlite(Box<SqliteConnection>),
+    /// The pool (PostgreSQL): a transaction takes any free connection.
+    Pool(AnyPool),
+}
+
+/// The PRAGMAs every SQLite connection runs, pooled or the writer's.
+///
+/// WAL lets readers (source lookups, the relay, `/readyz`) run beside the single writer;
+/// `synchronous = FULL` makes every group commit survive power loss. Statement journals in memory
+/// and a larger page cache keep the group commits off the disk except for the WAL itself. Each
+/// notification dirties a few pages of randomly keyed indexes; a checkpoint every
+/// `sqlite_wal_autocheckpoint` pages (instead of SQLite's 1000) copies a page that changed many
+/// times in between only once, and `journal_size_limit` gives the disk back after a large WAL.
+fn sqlite_pragmas(settings: &DatabaseSettings) -> [(&'static str, String); 6] {
+    [
+        ("busy_timeout", "5000".to_owned()),
+        ("foreign_keys", "ON".to_owned()),
+        ("temp_store", "MEMORY".to_owned()),
+        ("cache_size", format!("-{}", settings.sqlite_cache_kib)),
+        (
+            "wal_autocheckpoint",
+            settings.sqlite_wal_autocheckpoint.to_string(),
+        ),
+        (
+            "journal_size_limit",
+            // Room for a full checkpoint window of 4 KiB pages.
+            (settings.sqlite_wal_autocheckpoint.saturating_mul(4096)).to_string(),
+        ),
+    ]
 }
 
 impl Ledger {
@@ -72,23 +113,20 @@ impl Ledger {
             }
             _ => url.to_owned(),
         };
-        let synchronous = settings.sqlite_synchronous.to_uppercase();
+        let mut pragmas = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {};",
+            settings.sqlite_synchronous.to_uppercase()
+        );
+        for (name, value) in sqlite_pragmas(settings) {
+            pragmas.push_str(&format!(" PRAGMA {name} = {value};"));
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
-                let synchronous = synchronous.clone();
+                let pragmas = pragmas.clone();
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-                        // WAL lets readers (source lookups, the relay, /readyz) run beside the
-                        // single writer; FULL makes every group commit survive power loss.
-                        // Statement journals in memory and a larger page cache keep the group
-                        // commits off the disk except for the WAL itself (measured with perf).
-                        let pragmas = format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;"
-                        );
                         conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
                     }
                     Ok(())
@@ -97,9 +135,44 @@ impl Ledger {
             .connect(&url)
             .await
             .context("database.url: cannot connect to the database")?;
-        let ledger = Ledger { pool, backend };
+        let ledger = Ledger {
+            pool,
+            backend,
+            url,
+            settings: settings.clone(),
+        };
         ledger.migrate().await?;
         Ok(ledger)
+    }
+
+    /// The ledger writer's connection (see [`WriterConnection`]); on SQLite a new connection with
+    /// the same PRAGMAs as the pool's.
+    pub async fn writer_connection(&self) -> anyhow::Result<WriterConnection> {
+        match self.backend {
+            Backend::Postgres => Ok(WriterConnection::Pool(self.pool.clone())),
+            Backend::Sqlite => {
+                let synchronous = match self.settings.sqlite_synchronous.as_str() {
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => SqliteSynchronous::Full,
+                };
+                let mut options: SqliteConnectOptions = self
+                    .url
+                    .parse()
+                    .context("database.url: not a usable SQLite URL")?;
+                options = options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
+                    .disable_statement_logging();
+                for (name, value) in sqlite_pragmas(&self.settings) {
+                    options = options.pragma(name, value);
+                }
+                let connection = options
+                    .connect()
+                    .await
+                    .context("database.url: cannot open the ledger writer's connection")?;
+                Ok(WriterConnection::Sqlite(Box::new(connection)))
+            }
+        }
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -152,11 +225,13 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update(part);
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in hasher.finalize() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 impl Backend {
@@ -211,5 +286,9 @@ mod tests {
     fn sha256_separates_parts() {
         assert_ne!(sha256_hex(&[b"ab", b"c"]), sha256_hex(&[b"a", b"bc"]));
         assert_eq!(sha256_hex(&[]).len(), 64);
+        assert_eq!(
+            sha256_hex(&[b"abc"]),
+            "edeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb"
+        );
     }
 }
