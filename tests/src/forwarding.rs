@@ -152,7 +152,12 @@ pub struct ForwardApp {
 
 impl ForwardApp {
     pub async fn spawn(config: ForwardConfig) -> ForwardApp {
-        let database = TestDatabase::create(Backend::Sqlite).await;
+        ForwardApp::spawn_with(config, Backend::Sqlite).await
+    }
+
+    /// On a fresh database of `backend`.
+    pub async fn spawn_with(config: ForwardConfig, backend: Backend) -> ForwardApp {
+        let database = TestDatabase::create(backend).await;
         ForwardApp::spawn_on(config, database).await
     }
 

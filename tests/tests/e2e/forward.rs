@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use storehook_tests::app::Backend;
 use storehook_tests::forwarding::{
     EndpointSpec, EventPublisher, ForwardApp, ForwardConfig, attempts, event, queue_depth,
     wait_for_attempts, wait_for_depth,
@@ -20,6 +21,15 @@ fn verifies(secret: &str, received: &storehook_tests::receiver::Received) -> boo
 
 #[tokio::test]
 async fn a_receiver_failing_k_times_sees_k_plus_one_attempts_with_growing_gaps() {
+    failing_k_times_then_ok(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_attempt_log_works_on_postgres() {
+    failing_k_times_then_ok(Backend::Postgres).await;
+}
+
+async fn failing_k_times_then_ok(backend: Backend) {
     const K: usize = 3;
     let receiver = Receiver::start(|_, n| {
         if n < K {
@@ -32,7 +42,7 @@ async fn a_receiver_failing_k_times_sees_k_plus_one_attempts_with_growing_gaps()
     let endpoint = EndpointSpec::new("flaky", receiver.url("/flaky"));
     let secret = endpoint.secrets[0].clone();
     let config = ForwardConfig::new(vec![endpoint], "first_delay = \"300ms\"\nwindow = \"120s\"");
-    let app = ForwardApp::spawn(config).await;
+    let app = ForwardApp::spawn_with(config, backend).await;
     let (id, body) = event("acme", "subscription.renewed");
     EventPublisher::open(&app.names.exchange)
         .await
