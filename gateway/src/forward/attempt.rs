@@ -16,6 +16,9 @@ use super::ssrf::{GuardedResolver, check_url};
 pub fn client(allow_private: bool, timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(Policy::none())
+        // A proxy from the environment would connect to the target itself, out of the guard's
+        // sight.
+        .no_proxy()
         .user_agent(concat!("storehook/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .connect_timeout(timeout)
