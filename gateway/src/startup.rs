@@ -108,7 +108,7 @@ impl Application {
             None
         };
         if roles.forward {
-            crate::forward::start(&shared, &mut tasks)?;
+            crate::forward::start(&shared, &mut prometheus, &mut tasks)?;
         }
         let publisher = match &ingest {
             Some((_, publisher)) => publisher.clone(),

@@ -10,12 +10,14 @@
 //! - [`endpoints`]: the registry's endpoints, parsed and cached.
 //! - [`attempt`]: one signed `POST`; [`attempts`]: the attempt log (group-committed rows).
 //! - [`worker`]: the consumers, the fan-out and the hand-off to the ladder or `<prefix>.dead`.
+//! - [`metrics`]: the forwarder's Prometheus metrics.
 //! - [`replay`]: `storehook replay-dead`, dead deliveries back for a fresh ladder.
 
 pub mod attempt;
 pub mod attempts;
 pub mod config;
 pub mod endpoints;
+pub mod metrics;
 pub mod replay;
 pub mod schedule;
 pub mod signature;
@@ -36,6 +38,7 @@ use crate::startup::Shared;
 /// once in-flight deliveries are handed on.
 pub fn start(
     shared: &Shared,
+    registry: &mut prometheus_client::registry::Registry,
     tasks: &mut Vec<(&'static str, JoinHandle<()>)>,
 ) -> anyhow::Result<()> {
     let settings = shared.settings.forward.clone();
@@ -54,8 +57,9 @@ pub fn start(
     let (log, log_task) = attempts::AttemptLog::spawn(shared.ledger.pool().clone(), numbered);
     let endpoints =
         endpoints::Endpoints::new(shared.ledger.pool().clone(), settings.endpoint_cache);
+    let metrics = metrics::ForwardMetrics::register(registry);
     let forwarder = Arc::new(worker::Forwarder::new(
-        names, schedule, settings, endpoints, log, client,
+        names, schedule, settings, endpoints, log, client, metrics,
     ));
     let run = forwarder.run(shared.settings.broker.clone(), shared.shutdown.clone());
     // The forwarder first: the attempt log ends when the forwarder (its last sender) is gone.

@@ -28,6 +28,7 @@ use super::attempt::{self, AttemptResult, Message};
 use super::attempts::{AttemptLog, AttemptRecord, Outcome};
 use super::config::ForwardSettings;
 use super::endpoints::{Endpoint, Endpoints};
+use super::metrics::ForwardMetrics;
 use super::schedule::Schedule;
 use super::topology::{self, Names};
 use crate::configuration::BrokerSettings;
@@ -72,6 +73,7 @@ pub struct Forwarder {
     endpoints: Endpoints,
     log: AttemptLog,
     client: reqwest::Client,
+    metrics: ForwardMetrics,
 }
 
 /// What happens to a delivery after a failed attempt.
@@ -90,6 +92,7 @@ impl Forwarder {
         endpoints: Endpoints,
         log: AttemptLog,
         client: reqwest::Client,
+        metrics: ForwardMetrics,
     ) -> Forwarder {
         Forwarder {
             names,
@@ -98,6 +101,7 @@ impl Forwarder {
             endpoints,
             log,
             client,
+            metrics,
         }
     }
 
@@ -227,6 +231,7 @@ impl Forwarder {
 
     /// An event from `<prefix>.forward`: one delivery per matching endpoint, first attempts.
     async fn handle_event(&self, delivery: Delivery, publish: &Channel) {
+        self.metrics.event();
         let head = match serde_json::from_slice::<EventHead>(&delivery.data) {
             Ok(head) => head,
             Err(error) => {
@@ -240,7 +245,7 @@ impl Forwarder {
                         delivery_headers(&delivery_fields(&delivery), &reason),
                     )
                     .await;
-                finish(&delivery, buried.is_ok()).await;
+                self.finish(&delivery, buried.is_ok()).await;
                 return;
             }
         };
@@ -248,7 +253,7 @@ impl Forwarder {
             Ok(endpoints) => endpoints,
             Err(error) => {
                 tracing::error!(%error, "Cannot read the endpoints");
-                finish(&delivery, false).await;
+                self.finish(&delivery, false).await;
                 return;
             }
         };
@@ -267,7 +272,7 @@ impl Forwarder {
                 )
             });
         let handed_on = futures_util::future::join_all(deliveries).await;
-        finish(&delivery, handed_on.iter().all(|ok| *ok)).await;
+        self.finish(&delivery, handed_on.iter().all(|ok| *ok)).await;
     }
 
     /// A delivery from `<prefix>.deliveries`: its step in the ladder is over.
@@ -289,7 +294,7 @@ impl Forwarder {
                     delivery_headers(&fields, "not a storehook delivery"),
                 )
                 .await;
-            finish(&delivery, buried.is_ok()).await;
+            self.finish(&delivery, buried.is_ok()).await;
             return;
         };
         let now = now_ms();
@@ -309,14 +314,14 @@ impl Forwarder {
                     delivery_headers(&fields, fields.last_error.as_deref().unwrap_or("")),
                 )
                 .await;
-            finish(&delivery, parked.is_ok()).await;
+            self.finish(&delivery, parked.is_ok()).await;
             return;
         }
         let endpoint = match self.endpoints.by_id(endpoint_id).await {
             Ok(endpoint) => endpoint,
             Err(error) => {
                 tracing::error!(%error, "Cannot read the endpoint");
-                finish(&delivery, false).await;
+                self.finish(&delivery, false).await;
                 return;
             }
         };
@@ -368,7 +373,7 @@ impl Forwarder {
                         .await
             }
         };
-        finish(&delivery, handed_on).await;
+        self.finish(&delivery, handed_on).await;
     }
 
     /// One attempt to one endpoint, and what follows it; `true` once the delivery is durably
@@ -417,6 +422,8 @@ impl Forwarder {
             next_attempt_at_ms: None,
         };
         if result.delivered() {
+            self.metrics
+                .attempt(Outcome::Delivered, result.latency.as_secs_f64());
             return self.log.record(record).await;
         }
         let failure = match (result.status, &result.error) {
@@ -489,7 +496,11 @@ impl Forwarder {
             }
         };
         match handed_on {
-            Ok(()) => self.log.record(record).await,
+            Ok(()) => {
+                self.metrics
+                    .attempt(record.outcome, result.latency.as_secs_f64());
+                self.log.record(record).await
+            }
             Err(error) => {
                 tracing::warn!(%error, endpoint = %endpoint.id, "Cannot hand a delivery on; it will be redelivered");
                 false
@@ -579,7 +590,16 @@ impl Forwarder {
     }
 }
 
-/// Acknowledge, or return the message to its queue after a pause.
+impl Forwarder {
+    /// Acknowledge, or return the message to its queue after a pause.
+    async fn finish(&self, delivery: &Delivery, handed_on: bool) {
+        if !handed_on {
+            self.metrics.requeued();
+        }
+        finish(delivery, handed_on).await;
+    }
+}
+
 async fn finish(delivery: &Delivery, handed_on: bool) {
     if handed_on {
         if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {

@@ -86,6 +86,18 @@ async fn failing_k_times_then_ok(backend: Backend) {
     );
     assert!(rows.iter().all(|r| r.event_id == id));
     assert_eq!(rows[0].response_body.as_deref(), Some(&b"ok"[..]));
+
+    let metrics = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("a text body");
+    assert!(
+        metrics.contains("storehook_webhook_attempts_total{outcome=\"retrying\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("storehook_webhook_attempts_total{outcome=\"delivered\"} 1"));
     app.cleanup().await;
 }
 
