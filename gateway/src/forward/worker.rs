@@ -519,8 +519,9 @@ impl Forwarder {
         let Some(asked) = retry_after else {
             return scheduled;
         };
-        let elapsed =
-            Duration::from_millis(u64::try_from(now_ms() - first_attempt_at).unwrap_or(0));
+        let elapsed = Duration::from_millis(
+            u64::try_from(now_ms().saturating_sub(first_attempt_at)).unwrap_or(0),
+        );
         let remaining = self.settings.window.saturating_sub(elapsed);
         asked.min(remaining).max(scheduled)
     }
