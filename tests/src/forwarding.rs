@@ -60,6 +60,8 @@ pub struct ForwardConfig {
     pub forward: String,
     pub guarded: bool,
     pub ingest: bool,
+    /// The broker (the shared one unless a test runs a private node).
+    pub amqp_url: String,
 }
 
 impl ForwardConfig {
@@ -71,6 +73,7 @@ impl ForwardConfig {
             forward: forward.to_owned(),
             guarded: false,
             ingest: false,
+            amqp_url: crate::AMQP_URL.to_owned(),
         }
     }
 
@@ -118,7 +121,7 @@ endpoint_cache = "200ms"
 id = "{tenant}"
 {endpoints}
 "#,
-            amqp = crate::AMQP_URL,
+            amqp = self.amqp_url,
             prefix = self.prefix,
             ingest = self.ingest,
             open = !self.guarded,
@@ -185,7 +188,7 @@ impl ForwardApp {
 
     /// Wait (bounded) until the forwarder consumes `<prefix>.forward`.
     async fn wait_until_consuming(&self) {
-        let connection = connect().await;
+        let connection = connect(&self.config.amqp_url).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let channel = connection.create_channel().await.expect("a channel");
@@ -226,22 +229,28 @@ impl ForwardApp {
     /// Stop, then delete the queues, the exchange and the database.
     pub async fn cleanup(self) {
         let names = self.names.clone();
+        let amqp_url = self.config.amqp_url.clone();
         let (_, database) = self.stop().await;
-        delete_queues(&names).await;
-        crate::broker::delete_exchange(crate::AMQP_URL, &names.exchange).await;
+        delete_queues_at(&amqp_url, &names).await;
+        crate::broker::delete_exchange(&amqp_url, &names.exchange).await;
         database.drop_database().await;
     }
 }
 
-async fn connect() -> Connection {
-    Connection::connect(crate::AMQP_URL, ConnectionProperties::default())
+async fn connect(amqp_url: &str) -> Connection {
+    Connection::connect(amqp_url, ConnectionProperties::default())
         .await
         .expect("RabbitMQ at 127.0.0.1:5672")
 }
 
 /// Delete every queue of `names`.
 pub async fn delete_queues(names: &Names) {
-    let connection = connect().await;
+    delete_queues_at(crate::AMQP_URL, names).await;
+}
+
+/// Delete every queue of `names` on the broker at `amqp_url`.
+pub async fn delete_queues_at(amqp_url: &str, names: &Names) {
+    let connection = connect(amqp_url).await;
     for queue in names.all_queues() {
         if let Ok(channel) = connection.create_channel().await {
             let _ = channel
@@ -254,7 +263,7 @@ pub async fn delete_queues(names: &Names) {
 
 /// How many messages wait in `queue` now.
 pub async fn queue_depth(queue: &str) -> u32 {
-    let connection = connect().await;
+    let connection = connect(crate::AMQP_URL).await;
     let channel = connection.create_channel().await.expect("a channel");
     let depth = channel
         .queue_declare(
@@ -320,7 +329,12 @@ pub struct EventPublisher {
 
 impl EventPublisher {
     pub async fn open(exchange: &str) -> EventPublisher {
-        let connection = connect().await;
+        EventPublisher::open_at(crate::AMQP_URL, exchange).await
+    }
+
+    /// On the broker at `amqp_url`.
+    pub async fn open_at(amqp_url: &str, exchange: &str) -> EventPublisher {
+        let connection = connect(amqp_url).await;
         let channel = connection.create_channel().await.expect("a channel");
         channel
             .confirm_select(ConfirmSelectOptions::default())

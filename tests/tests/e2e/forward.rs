@@ -470,3 +470,52 @@ async fn a_dead_delivery_replayed_gets_a_fresh_ladder() {
     assert_eq!(queue_depth(&app.names.dead).await, 0);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_delivery_waiting_in_the_ladder_survives_a_broker_restart() {
+    let node = storehook_tests::broker::PrivateNode::start();
+    let receiver = Receiver::start(|_, n| {
+        if n == 0 {
+            Reply::status(503)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let mut config = ForwardConfig::new(
+        vec![EndpointSpec::new("patient", receiver.url("/patient"))],
+        "first_delay = \"5s\"\nwindow = \"1h\"",
+    );
+    config.amqp_url = node.amqp_url();
+    let app = ForwardApp::spawn(config).await;
+    let (id, body) = event("acme", "subscription.renewed");
+    EventPublisher::open_at(&node.amqp_url(), &app.names.exchange)
+        .await
+        .publish("acme", "subscription.renewed", &id, &body)
+        .await;
+    let pool = app.pool().await;
+    // Recorded only once the delivery is confirmed into the first step.
+    assert_eq!(wait_for_attempts(&pool, "patient", 1, WAIT).await.len(), 1);
+
+    node.stop_app();
+    node.start_app();
+
+    let received = receiver
+        .wait_for("/patient", 2, Duration::from_secs(60))
+        .await;
+    assert_eq!(received.len(), 2, "the retry survived the restart");
+    assert!(
+        received
+            .iter()
+            .all(|r| r.header("webhook-id") == Some(id.as_str()))
+    );
+    let rows = wait_for_attempts(&pool, "patient", 2, WAIT).await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.attempt, r.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "retrying"), (2, "delivered")]
+    );
+    pool.close().await;
+    app.cleanup().await;
+}
