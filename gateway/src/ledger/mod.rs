@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery attempts",
         include_str!("../../migrations/0002_delivery_attempts.sql"),
     ),
+    (
+        3,
+        "drop events_by_notification",
+        include_str!("../../migrations/0003_drop_events_by_notification.sql"),
+    ),
 ];
 
 /// Which database the URL named.
