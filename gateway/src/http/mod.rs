@@ -40,7 +40,9 @@ pub fn server(
         App::new()
             .configure(move |config| {
                 if let Some(ingest) = ingest {
-                    config.app_data(ingest).service(ingest::ingest);
+                    config.app_data(ingest).service(
+                        web::scope(ingest::PREFIX).default_service(web::to(ingest::ingest)),
+                    );
                 }
             })
             .app_data(ops.clone())
