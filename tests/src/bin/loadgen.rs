@@ -119,9 +119,12 @@ async fn run(args: &Args, fixture: &Fixture, port: u16, queue: &str) -> anyhow::
         "sending {} notifications at concurrency {}…",
         args.count, args.concurrency
     );
+    let metrics_url = format!("{address}/metrics");
+    let before = Metrics::scrape(&metrics_url).await?;
     let started = Instant::now();
     let mut latencies = drive(server, &requests, args.warmup..total, args.concurrency).await?;
     let elapsed = started.elapsed();
+    let during = Metrics::scrape(&metrics_url).await?.since(&before);
     latencies.sort_unstable();
     let throughput = args.count as f64 / elapsed.as_secs_f64();
     let p50 = percentile(&latencies, 0.50);
@@ -157,6 +160,29 @@ async fn run(args: &Args, fixture: &Fixture, port: u16, queue: &str) -> anyhow::
         ms(p99)
     );
     println!("  events in queue   {published} of {total}");
+    println!(
+        "  inside storehook  {:.1} rows per ledger commit, {:.2} ms per commit, \
+         {:.1} events per publish batch, {:.2} ms publish to confirms, {} events left to the relay",
+        during.ratio(
+            "storehook_ledger_commit_batch_size_sum",
+            "storehook_ledger_commit_batch_size_count"
+        ),
+        1000.0
+            * during.ratio(
+                "storehook_ledger_commit_latency_seconds_sum",
+                "storehook_ledger_commit_latency_seconds_count"
+            ),
+        during.ratio(
+            "storehook_events_published_total{path=\"inline\"}",
+            "storehook_publish_latency_seconds_count"
+        ),
+        1000.0
+            * during.ratio(
+                "storehook_publish_latency_seconds_sum",
+                "storehook_publish_latency_seconds_count"
+            ),
+        during.value("storehook_events_published_total{path=\"relay\"}"),
+    );
     println!(
         "raw lapin publish-confirm ceiling (persistent, mandatory, {event_bytes} bytes, {} in flight)",
         args.concurrency
@@ -293,6 +319,41 @@ fn parse_response(buffer: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
         }
     }
     Ok(Some((status, head_end + 4 + length)))
+}
+
+/// A few of storehook's own metrics, to tell where the time went.
+struct Metrics(std::collections::HashMap<String, f64>);
+
+impl Metrics {
+    async fn scrape(url: &str) -> anyhow::Result<Metrics> {
+        let text = reqwest::get(url).await?.text().await?;
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect();
+        Ok(Metrics(samples))
+    }
+
+    fn since(&self, earlier: &Metrics) -> Metrics {
+        Metrics(
+            self.0
+                .iter()
+                .map(|(name, value)| (name.clone(), value - earlier.value(name)))
+                .collect(),
+        )
+    }
+
+    fn value(&self, name: &str) -> f64 {
+        self.0.get(name).copied().unwrap_or_default()
+    }
+
+    fn ratio(&self, numerator: &str, denominator: &str) -> f64 {
+        self.value(numerator) / self.value(denominator).max(1.0)
+    }
 }
 
 /// Publish `count` messages of `size` bytes with `in_flight` publishers, each awaiting its
