@@ -99,8 +99,10 @@ pub struct BrokerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestSettings {
-    /// How long a request waits for the broker's confirms before answering 200 anyway (the ledger
-    /// has the events; the outbox relay publishes them). Keep well under RuStore's 3 s.
+    /// How long a request waits for the broker's confirms before answering 200 anyway. 0 (the
+    /// default) answers as soon as the ledger has committed: that commit is the guarantee, and
+    /// the events are published right after it (or by the outbox relay). Keep well under
+    /// RuStore's 3 s.
     pub publish_wait_ms: u64,
     /// How long a request waits for its ledger commit before answering 503 (the store retries).
     pub commit_wait_ms: u64,
@@ -108,6 +110,9 @@ pub struct IngestSettings {
     pub batch_max: usize,
     /// Notifications waiting for the ledger writer before new requests are refused with 503.
     pub queue_depth: usize,
+    /// Most events published right after their commit and not yet confirmed; beyond it, newly
+    /// committed events are left to the outbox relay (bounded memory when the broker is slow).
+    pub publish_in_flight: usize,
     /// How long a source looked up by ingest key is cached in memory.
     pub source_cache_ms: u64,
 }
@@ -267,10 +272,11 @@ reconnect_min_ms = 100
 reconnect_max_ms = 5000
 
 [ingest]
-publish_wait_ms = 1000
+publish_wait_ms = 0
 commit_wait_ms = 1500
 batch_max = 512
 queue_depth = 8192
+publish_in_flight = 8192
 source_cache_ms = 30000
 
 [outbox]
@@ -399,6 +405,9 @@ impl Settings {
         }
         if self.ingest.queue_depth == 0 {
             return Err(invalid("ingest.queue_depth", "must be at least 1"));
+        }
+        if self.ingest.publish_in_flight == 0 {
+            return Err(invalid("ingest.publish_in_flight", "must be at least 1"));
         }
         if self.ingest.publish_wait_ms + self.ingest.commit_wait_ms >= 3000 {
             return Err(invalid(

@@ -75,6 +75,7 @@ pub struct Metrics {
     notifications: Family<NotificationLabels, Counter>,
     events_published: Family<PathLabels, Counter>,
     events_unroutable: Counter,
+    events_left_to_relay: Counter,
     publish_latency: Histogram,
     commit_latency: Histogram,
     commit_batch_size: Histogram,
@@ -89,6 +90,7 @@ impl Metrics {
             notifications: Family::default(),
             events_published: Family::default(),
             events_unroutable: Counter::default(),
+            events_left_to_relay: Counter::default(),
             // 0.5 ms .. ~8 s
             publish_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
             commit_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
@@ -110,6 +112,11 @@ impl Metrics {
             "storehook_events_unroutable",
             "Publishes the broker returned because no queue was bound for the routing key",
             metrics.events_unroutable.clone(),
+        );
+        registry.register(
+            "storehook_events_left_to_relay",
+            "Committed events not published right away because ingest.publish_in_flight were awaiting confirms",
+            metrics.events_left_to_relay.clone(),
         );
         registry.register(
             "storehook_publish_latency_seconds",
@@ -156,6 +163,10 @@ impl Metrics {
 
     pub fn unroutable(&self) {
         self.events_unroutable.inc();
+    }
+
+    pub fn left_to_relay(&self, events: u64) {
+        self.events_left_to_relay.inc_by(events);
     }
 
     pub fn publish_latency(&self, seconds: f64) {

@@ -205,6 +205,7 @@ async fn start_ingest(
             batch_max: settings.ingest.batch_max,
             commit_wait: settings.commit_wait(),
             publish_wait: settings.publish_wait(),
+            publish_in_flight: settings.ingest.publish_in_flight,
             relay_grace: Duration::from_millis(settings.outbox.grace_ms),
         },
         shared.shutdown.clone(),

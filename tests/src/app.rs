@@ -129,7 +129,7 @@ reconnect_min_ms = 50
 reconnect_max_ms = 500
 
 [ingest]
-publish_wait_ms = 800
+publish_wait_ms = 0
 
 [outbox]
 grace_ms = 1000

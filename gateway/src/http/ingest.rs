@@ -2,9 +2,11 @@
 //!
 //! Order matters: find the source first (an unknown store or key gets a 404 before any body is
 //! read), then read the raw bytes under the limit, verify and normalize, commit, publish, answer.
-//! The answer is 200 only once the ledger has committed the notification; the publish (by the
-//! ledger writer, for the whole commit group at once) is waited for only up to
-//! `ingest.publish_wait_ms`, after which the relay owns the events.
+//! The answer is 200 only once the ledger has committed the notification: that commit is what
+//! makes it safe to answer. The publish (by the ledger writer, for the whole commit group at
+//! once) follows the commit; the request waits for its confirms only up to
+//! `ingest.publish_wait_ms` (by default not at all), and the relay publishes whatever the broker
+//! did not confirm.
 
 use std::borrow::Cow;
 

@@ -9,10 +9,11 @@
 //!
 //! Once a group is committed, its new events are published together: every publish of the group
 //! is written to the channel before any confirm is awaited, and one task awaits the group's
-//! confirms (at most `publish_wait`) and then answers the group's requests. The writer meanwhile
-//! commits the next group. A request therefore gets its 200 after its commit and its confirms, or
-//! after its commit and `publish_wait`, or right after its commit when the broker is away; the
-//! outbox relay publishes whatever was not confirmed.
+//! confirms. The writer meanwhile commits the next group. A request gets its 200 right after its
+//! commit (the default, `publish_wait` zero: the commit is the guarantee), or after its commit and
+//! its confirms but at most `publish_wait`; the outbox relay publishes whatever was not confirmed.
+//! At most `publish_in_flight` events await confirms at once: beyond that (a slow or stalled
+//! broker) newly committed events are left to the relay, so memory stays bounded.
 //!
 //! The same transaction also records "published" marks sent by the publishers, so the write path
 //! has one writer and marks cost no transaction of their own.
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Any, AnyPool, Database, Row, Sqlite, SqliteConnection};
 use storehook_adapters::{Event, Store};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::{WriterConnection, now_ms, sha256_hex};
@@ -166,8 +167,10 @@ pub struct WriterTuning {
     pub batch_max: usize,
     /// How long a request waits for its commit.
     pub commit_wait: Duration,
-    /// How long a committed request waits for its events' confirms.
+    /// How long a committed request waits for its events' confirms (zero: not at all).
     pub publish_wait: Duration,
+    /// Most events awaiting confirms at once; beyond it, committed events are left to the relay.
+    pub publish_in_flight: usize,
     /// How long a fresh event is left to its request before the relay may take it.
     pub relay_grace: Duration,
 }
@@ -205,6 +208,8 @@ impl LedgerWriter {
                 marks: marks.clone(),
                 metrics: metrics.clone(),
                 wait: tuning.publish_wait,
+                in_flight: Arc::new(Semaphore::new(tuning.publish_in_flight)),
+                in_flight_max: tuning.publish_in_flight,
                 tasks: JoinSet::new(),
             },
             metrics,
@@ -390,6 +395,9 @@ struct Publishing {
     marks: mpsc::UnboundedSender<Vec<String>>,
     metrics: Metrics,
     wait: Duration,
+    /// One permit per event awaiting its confirm.
+    in_flight: Arc<Semaphore>,
+    in_flight_max: usize,
     tasks: JoinSet<()>,
 }
 
@@ -413,6 +421,20 @@ impl Publishing {
         if events.is_empty() {
             return;
         }
+        let wanted = u32::try_from(events.len().min(self.in_flight_max)).unwrap_or(u32::MAX);
+        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_many_owned(wanted) else {
+            // The broker is not keeping up: committed is enough for a 200, the relay publishes.
+            self.metrics.left_to_relay(events.len() as u64);
+            for reply in waiting {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        };
+        if self.wait.is_zero() {
+            for reply in waiting.drain(..) {
+                let _ = reply.send(Ok(()));
+            }
+        }
         self.tasks.spawn(publish_group(
             self.publisher.clone(),
             self.marks.clone(),
@@ -420,6 +442,7 @@ impl Publishing {
             self.wait,
             waiting,
             events,
+            permit,
         ));
     }
 
@@ -438,6 +461,7 @@ async fn publish_group(
     wait: Duration,
     mut waiting: Vec<oneshot::Sender<Result<(), WriteError>>>,
     events: Vec<Arc<NewEvent>>,
+    permit: OwnedSemaphorePermit,
 ) {
     let outgoing: Vec<Outgoing<'_>> = events
         .iter()
@@ -468,6 +492,7 @@ async fn publish_group(
         .filter(|(_, outcome)| **outcome == PublishOutcome::Routed)
         .map(|(event, _)| event.id.clone())
         .collect();
+    drop(permit);
     metrics.published(PublishPath::Inline, published.len() as u64);
     if !published.is_empty() {
         let _ = marks.send(published);
