@@ -32,8 +32,23 @@ pub struct Settings {
     /// The webhook forwarder.
     #[serde(default)]
     pub forward: crate::forward::ForwardSettings,
+    /// The management API under `/v1`.
+    #[serde(default)]
+    pub api: ApiSettings,
     #[serde(default)]
     pub tenants: Vec<TenantSettings>,
+}
+
+/// `[api]`: the management API (`/v1`, `/openapi.json`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// The admin key (`Authorization: Bearer <admin_key>`) that manages tenants and their API
+    /// keys. Empty (the default) disables the admin routes: they answer 401.
+    pub admin_key: Secret,
+    /// The base URL the stores reach this server at, for the ingest URL a new source is given;
+    /// empty means `http://<server.host>:<server.port>`.
+    pub public_url: String,
 }
 
 /// `[roles]`: what this process does. `storehook serve --role …` and `storehook forward` set it
@@ -228,7 +243,7 @@ fn enabled_by_default() -> bool {
 }
 
 /// A string that must never reach a log: `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -436,6 +451,24 @@ impl Settings {
         self.forward
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        let admin_key = self.api.admin_key.expose();
+        if !admin_key.is_empty() && admin_key.len() < 16 {
+            return Err(invalid(
+                "api.admin_key",
+                "must be empty (admin routes disabled) or at least 16 characters",
+            ));
+        }
+        if !self.api.public_url.is_empty() {
+            match url::Url::parse(&self.api.public_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => {
+                    return Err(invalid(
+                        "api.public_url",
+                        "must be an http(s) URL such as https://hooks.example.com",
+                    ));
+                }
+            }
+        }
         self.validate_tenants()
     }
 
@@ -522,6 +555,16 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The base of the ingest URLs handed out: `api.public_url` without its trailing `/`, or
+    /// `http://<server.host>:<server.port>`.
+    pub fn public_url(&self) -> String {
+        if self.api.public_url.is_empty() {
+            format!("http://{}:{}", self.server.host, self.server.port)
+        } else {
+            self.api.public_url.trim_end_matches('/').to_owned()
+        }
     }
 
     pub fn publish_wait(&self) -> Duration {
@@ -625,6 +668,18 @@ mod tests {
                 .starts_with("tenants[0].sources[0].ingest_key: "),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_short_admin_key_names_the_key() {
+        let error = Settings::from_toml("[api]\nadmin_key = \"short\"\n")
+            .expect_err("short admin keys are guessable");
+        assert!(error.to_string().starts_with("api.admin_key: "), "{error}");
+        let error =
+            Settings::from_toml("[api]\npublic_url = \"ftp://x\"\n").expect_err("not an http URL");
+        assert!(error.to_string().starts_with("api.public_url: "), "{error}");
+        let settings = Settings::from_toml("").expect("defaults validate");
+        assert_eq!(settings.public_url(), "http://127.0.0.1:8080");
     }
 
     #[test]

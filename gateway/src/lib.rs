@@ -27,6 +27,7 @@
 //! broker is away the request still answers 200 once committed, and the relay publishes later; if
 //! the ledger cannot commit, 503 and the store retries.
 
+pub mod api;
 pub mod bus;
 pub mod cli;
 pub mod configuration;

@@ -126,6 +126,10 @@ impl Application {
             registry: prometheus,
         });
 
+        let api = web::Data::new(
+            crate::api::ApiState::new(&shared.settings, &shared.ledger, shared.bus.clone())
+                .context("api: cannot set up the management API")?,
+        );
         let server_settings = &shared.settings.server;
         let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
             .with_context(|| {
@@ -140,6 +144,7 @@ impl Application {
             server_settings.workers,
             ingest.map(|(state, _)| web::Data::new(state)),
             ops,
+            Some(api),
         )?;
         Ok(Application {
             port,

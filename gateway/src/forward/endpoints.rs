@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
+use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
 
 use super::config::TypeFilter;
@@ -161,17 +162,79 @@ fn parse_row(row: &sqlx::any::AnyRow) -> Result<Endpoint, sqlx::Error> {
     })
 }
 
+/// One element of an endpoint's `secrets` column: a plain `whsec_…` string (the configuration's
+/// form), or an object with an expiry (a secret rotated out by the management API keeps signing
+/// until `expires_at`, in ms since the epoch).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredSecret {
+    Plain(String),
+    Expiring {
+        secret: String,
+        #[serde(default)]
+        expires_at: Option<i64>,
+    },
+}
+
+impl StoredSecret {
+    pub fn secret(&self) -> &str {
+        match self {
+            StoredSecret::Plain(secret) | StoredSecret::Expiring { secret, .. } => secret,
+        }
+    }
+
+    pub fn expires_at(&self) -> Option<i64> {
+        match self {
+            StoredSecret::Plain(_) => None,
+            StoredSecret::Expiring { expires_at, .. } => *expires_at,
+        }
+    }
+
+    /// Whether it still signs at `now` (ms).
+    pub fn active(&self, now: i64) -> bool {
+        self.expires_at().is_none_or(|at| at > now)
+    }
+}
+
+/// Parse an endpoint's `secrets` column.
+pub fn parse_secrets(text: &str) -> Result<Vec<StoredSecret>, String> {
+    serde_json::from_str(text).map_err(|_| "secrets: not a JSON array".to_owned())
+}
+
 fn parse_target(url: &str, secrets: &str) -> Result<Target, String> {
     let url = Url::parse(url).map_err(|e| format!("url: {e}"))?;
-    let secrets: Vec<String> =
-        serde_json::from_str(secrets).map_err(|_| "secrets: not a JSON array".to_owned())?;
+    let now = now_ms();
+    let secrets = parse_secrets(secrets)?
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.active(now))
+        .map(|(i, s)| SigningSecret::parse(s.secret()).map_err(|e| format!("secrets[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     if secrets.is_empty() {
         return Err("secrets: the endpoint has no signing secret".to_owned());
     }
-    let secrets = secrets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| SigningSecret::parse(s).map_err(|e| format!("secrets[{i}]: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(Target { url, secrets })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn expired_secrets_no_longer_sign() {
+        let now = now_ms();
+        let text = serde_json::json!([
+            {"secret": SECRET, "expires_at": null},
+            {"secret": SECRET, "expires_at": now + 60_000},
+            {"secret": SECRET, "expires_at": now - 1},
+            SECRET,
+        ])
+        .to_string();
+        let target = parse_target("https://example.com/hook", &text).expect("usable");
+        assert_eq!(target.secrets.len(), 3);
+        let expired = serde_json::json!([{"secret": SECRET, "expires_at": now - 1}]).to_string();
+        assert!(parse_target("https://example.com/hook", &expired).is_err());
+    }
 }

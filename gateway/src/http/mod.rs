@@ -3,6 +3,7 @@
 //! - [`ingest`]: `POST /ingest/{store}/{ingest_key}`, what the stores call.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`error`]: [`ApiError`], every status decided in one place.
+//! - [`crate::api`]: the management API under `/v1` and `/openapi.json`.
 
 pub mod error;
 pub mod health;
@@ -33,11 +34,18 @@ pub fn server(
     workers: usize,
     ingest: Option<web::Data<IngestState>>,
     ops: web::Data<OpsState>,
+    api: Option<web::Data<crate::api::ApiState>>,
 ) -> std::io::Result<Server> {
     let mut server = HttpServer::new(move || {
         // Without the ingest role (`storehook forward`) only the operational endpoints are served.
         let ingest = ingest.clone();
+        let api = api.clone();
         App::new()
+            .configure(move |config| {
+                if let Some(api) = api {
+                    crate::api::configure(config, api);
+                }
+            })
             .configure(move |config| {
                 if let Some(ingest) = ingest {
                     config.app_data(ingest).service(

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "drop events_by_notification",
         include_str!("../../migrations/0003_drop_events_by_notification.sql"),
     ),
+    (
+        4,
+        "management api",
+        include_str!("../../migrations/0004_management_api.sql"),
+    ),
 ];
 
 /// Which database the URL named.

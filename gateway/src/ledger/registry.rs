@@ -95,7 +95,7 @@ pub async fn upsert_from_settings(
 
 /// The stored form of a source's credentials: the same shape as the configuration file's, so one
 /// parser (and one validation) serves both.
-fn credentials_json(credentials: &Credentials) -> String {
+pub fn credentials_json(credentials: &Credentials) -> String {
     match credentials {
         Credentials::RuStore {
             key,
