@@ -126,10 +126,6 @@ impl Application {
             registry: prometheus,
         });
 
-        let api = web::Data::new(
-            crate::api::ApiState::new(&shared.settings, &shared.ledger, shared.bus.clone())
-                .context("api: cannot set up the management API")?,
-        );
         let server_settings = &shared.settings.server;
         let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
             .with_context(|| {
@@ -139,6 +135,14 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
+        let mut api =
+            crate::api::ApiState::new(&shared.settings, &shared.ledger, shared.bus.clone())
+                .context("api: cannot set up the management API")?;
+        if shared.settings.api.public_url.is_empty() {
+            // The port bound, which differs from the configured one with `server.port = 0`.
+            api.public_url = format!("http://{}:{port}", server_settings.host);
+        }
+        let api = web::Data::new(api);
         let server = http::server(
             listener,
             server_settings.workers,

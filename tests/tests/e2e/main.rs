@@ -6,4 +6,5 @@
 mod crash;
 mod forward;
 mod ingest;
+mod management;
 mod outage;
