@@ -102,7 +102,7 @@ async fn onboard(backend: Backend) {
         Vec::new(),
         // One retry 100 ms after the first attempt, then dead. The [api] table follows [forward].
         &format!(
-            "retries = 1\nfirst_delay = \"100ms\"\nwindow = \"1s\"\n\n[api]\nadmin_key = \"{ADMIN_KEY}\""
+            "retries = 1\nfirst_delay = \"100ms\"\nwindow = \"100ms\"\n\n[api]\nadmin_key = \"{ADMIN_KEY}\""
         ),
     );
     config.ingest = true;
