@@ -2,7 +2,7 @@
 //! environment variables, validated once at start so that a mistake names the key to fix.
 //!
 //! One section per concern (`server`, `database`, `broker`, `ingest`, `outbox`, `telemetry`,
-//! `testing`), so a new role (the webhook forwarder) adds its own section without touching others.
+//! `testing`, `api`), so a new role (the webhook forwarder) adds its own section without touching others.
 //! Tenants, their sources and endpoints may be declared under `[[tenants]]`; they are upserted into
 //! the registry at start.
 

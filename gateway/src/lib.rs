@@ -13,6 +13,8 @@
 //!   `run_until_stopped` runs them.
 //! - [`http`]: the actix-web edge: `/ingest/{store}/{ingest_key}`, `/healthz`, `/readyz`,
 //!   `/metrics`, and the one error type that maps rejections to statuses.
+//! - [`api`]: the management API under `/v1` (tenants, API keys, sources, endpoints, events,
+//!   deliveries) and its OpenAPI document at `/openapi.json`.
 //! - [`ledger`]: sqlx on SQLite or PostgreSQL: registry, group-committing ledger writer, outbox
 //!   queries; migrations live in `gateway/migrations/`.
 //! - [`bus`]: RabbitMQ: the connection supervisor (reconnects, re-declares the topology) and the

@@ -433,12 +433,11 @@ pub async fn rotate_secret(
     request: HttpRequest,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    body: Option<web::Json<RotateSecret>>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let tenant = auth::tenant(&request, &state).await?;
-    let overlap = body
-        .and_then(|b| b.into_inner().overlap_seconds)
-        .unwrap_or(DEFAULT_OVERLAP_SECONDS);
+    let body: RotateSecret = super::optional_json(&body)?;
+    let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECONDS);
     if overlap > MAX_OVERLAP_SECONDS {
         return Err(Error::invalid(
             "overlap_seconds",

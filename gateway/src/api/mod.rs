@@ -132,6 +132,18 @@ fn json_error_field(error: &serde_json::Error) -> Option<String> {
     None
 }
 
+/// An optional JSON body: empty means `T::default()`; anything else must parse.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        let mut api = Error::bad_request(format!("unreadable JSON body: {error}"));
+        api.field = json_error_field(&error);
+        api
+    })
+}
+
 /// `limit` and `cursor` of every list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

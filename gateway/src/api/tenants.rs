@@ -280,10 +280,10 @@ pub async fn create_api_key(
     request: HttpRequest,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    body: Option<web::Json<CreateApiKey>>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     auth::admin(&request, &state).await?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: CreateApiKey = super::optional_json(&body)?;
     check_name(&body.name)?;
     let tenant = find_tenant(&state, &path).await?;
     let now = now_ms();

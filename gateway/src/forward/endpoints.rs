@@ -1,5 +1,6 @@
 //! Endpoints as the forwarder sees them: read from the registry's `endpoints` table, parsed once
-//! (URL, signing secrets, type filter) and cached for `forward.endpoint_cache`.
+//! (URL, signing secrets, type filter) and cached for `forward.endpoint_cache`. A secret may carry
+//! an expiry (a rotation's overlap, see [`StoredSecret`]); every secret not yet expired signs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -319,7 +319,17 @@ async fn operations_endpoints_answer() {
         &rustore_invoice("4001", "CONFIRMED", false),
     );
     assert_eq!(app.post_rustore(body).await.status(), 200);
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    // The answer follows the commit; the publish and its confirm follow the answer.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        if metrics.contains(r#"storehook_events_published_total{path="inline"} 1"#)
+            || tokio::time::Instant::now() >= deadline
+        {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     for expected in [
         r#"storehook_notifications_total{store="rustore",outcome="accepted"} 1"#,
         r#"storehook_events_published_total{path="inline"} 1"#,

@@ -105,6 +105,15 @@ async fn endpoints_lifecycle(backend: Backend) {
         )
         .await;
     assert_eq!(too_long.field(), Some("overlap_seconds"));
+    let unreadable = server
+        .post(
+            &format!("/v1/endpoints/{id}/rotate-secret"),
+            &key,
+            json!({"overlap": 10}),
+        )
+        .await;
+    assert_eq!(unreadable.status, 400);
+    assert_eq!(unreadable.field(), Some("overlap"));
     // Without an overlap the old secrets stop at once.
     let immediate = server
         .post(

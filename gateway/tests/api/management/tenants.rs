@@ -128,6 +128,11 @@ async fn api_keys_lifecycle(backend: Backend) {
     assert_eq!(second.body["data"].as_array().map(Vec::len), Some(1));
     assert!(second.body["next_cursor"].is_null());
 
+    let misspelt = server
+        .post("/v1/tenants/acme/api-keys", ADMIN_KEY, json!({"nme": "x"}))
+        .await;
+    assert_eq!(misspelt.status, 400);
+    assert_eq!(misspelt.field(), Some("nme"));
     let id = keys[0]["id"].as_str().expect("id");
     let revoked = server
         .delete(&format!("/v1/tenants/acme/api-keys/{id}"), ADMIN_KEY)
