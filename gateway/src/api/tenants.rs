@@ -370,11 +370,11 @@ pub async fn list_api_keys(
     }))
 }
 
-/// Revoke a tenant's API key (idempotent).
+/// Revoke a tenant's API key, named by its id or its prefix (idempotent).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant_id}/api-keys/{key_id}", tag = "tenants",
     params(
         ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("key_id" = String, Path, description = "The key's id"),
+        ("key_id" = String, Path, description = "The key's id, or its prefix"),
     ),
     responses(
         (status = 204, description = "Revoked"),
@@ -390,14 +390,16 @@ pub async fn revoke_api_key(
 ) -> ApiResult<HttpResponse> {
     auth::admin(&request, &state).await?;
     let (tenant, key) = path.into_inner();
-    let found = sqlx::query("SELECT revoked_at FROM api_keys WHERE id = $1 AND tenant_id = $2")
-        .bind(key.as_str())
-        .bind(tenant.as_str())
-        .fetch_optional(&state.pool)
-        .await?;
-    if found.is_none() {
+    let found =
+        sqlx::query("SELECT id FROM api_keys WHERE (id = $1 OR prefix = $1) AND tenant_id = $2")
+            .bind(key.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&state.pool)
+            .await?;
+    let Some(found) = found else {
         return Err(Error::not_found("API key"));
-    }
+    };
+    let key: String = found.try_get(0)?;
     sqlx::query(
         "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
     )

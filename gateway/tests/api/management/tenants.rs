@@ -158,6 +158,24 @@ async fn api_keys_lifecycle(backend: Backend) {
             .status,
         404
     );
+    // By prefix too.
+    let third = server
+        .post("/v1/tenants/acme/api-keys", ADMIN_KEY, json!({}))
+        .await;
+    let third_key = third.body["key"].as_str().expect("key");
+    let third_prefix = third.body["prefix"].as_str().expect("prefix");
+    assert_eq!(server.get("/v1/sources", third_key).await.status, 200);
+    assert_eq!(
+        server
+            .delete(
+                &format!("/v1/tenants/acme/api-keys/{third_prefix}"),
+                ADMIN_KEY
+            )
+            .await
+            .status,
+        204
+    );
+    assert_eq!(server.get("/v1/sources", third_key).await.status, 401);
     // Deleting a tenant takes its keys with it.
     let other = server.tenant("beta").await;
     assert_eq!(
