@@ -32,6 +32,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/endpoints/{endpoint_id}/attempts").route(web::get().to(endpoint_attempts)),
         )
+        .service(
+            resource("/endpoints/{endpoint_id}/deliveries")
+                .route(web::get().to(endpoint_deliveries)),
+        )
         .service(resource("/endpoints/{endpoint_id}/recover").route(web::post().to(recover)));
 }
 
@@ -63,6 +67,7 @@ crate::api_list!(AttemptList, Attempt);
 /// One event's delivery to one endpoint, by its latest attempt.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Delivery {
+    pub event_id: String,
     pub endpoint_id: String,
     /// `delivered`, `retrying` or `dead`: the latest attempt's outcome.
     pub status: String,
@@ -84,6 +89,17 @@ pub struct AttemptQuery {
     pub since: Option<String>,
     /// Only attempts before this RFC 3339 time.
     pub until: Option<String>,
+    /// Most items to return: 1 to 100, default 20.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// The latest attempt's outcome: `delivered`, `retrying` or `dead`.
+    pub status: Option<String>,
     /// Most items to return: 1 to 100, default 20.
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -164,6 +180,7 @@ pub(crate) async fn deliveries_of(
         let entry = by_endpoint
             .entry(attempt.endpoint_id.clone())
             .or_insert_with(|| Delivery {
+                event_id: attempt.event_id.clone(),
                 endpoint_id: attempt.endpoint_id.clone(),
                 status: String::new(),
                 attempts: 0,
@@ -314,6 +331,94 @@ pub async fn endpoint_attempts(
     super::endpoints::find(&state, &tenant, &path).await?;
     let list = list_attempts(&state, &tenant, "endpoint_id", &path, query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// List an endpoint's deliveries, one per event, by their latest attempt (newest first).
+#[utoipa::path(get, path = "/v1/endpoints/{endpoint_id}/deliveries", tag = "deliveries",
+    params(("endpoint_id" = String, Path, description = "The endpoint's id"), DeliveryQuery),
+    responses(
+        (status = 200, description = "A page of deliveries, by latest attempt, newest first", body = DeliveryList),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong key", body = ErrorBody),
+        (status = 403, description = "Not a tenant key", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn endpoint_deliveries(
+    request: HttpRequest,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<DeliveryQuery>,
+) -> ApiResult<HttpResponse> {
+    let tenant = auth::tenant(&request, &state).await?;
+    let query = query.into_inner();
+    let limit = limit(query.limit)?;
+    let endpoint = super::endpoints::find(&state, &tenant, &path).await?;
+    // The latest attempt of each (event, endpoint): no later one exists.
+    let mut sql = String::from(
+        "SELECT a.id, a.event_id, a.endpoint_id, a.attempt, a.attempted_at, a.outcome, \
+         a.status_code, a.error, a.latency_ms, a.response_body, a.next_attempt_at, \
+         (SELECT COUNT(*) FROM delivery_attempts c \
+           WHERE c.event_id = a.event_id AND c.endpoint_id = a.endpoint_id) \
+         FROM delivery_attempts a WHERE a.tenant_id = $1 AND a.endpoint_id = $2 \
+         AND NOT EXISTS (SELECT 1 FROM delivery_attempts b \
+           WHERE b.event_id = a.event_id AND b.endpoint_id = a.endpoint_id \
+             AND (b.attempted_at > a.attempted_at \
+               OR (b.attempted_at = a.attempted_at AND b.attempt > a.attempt) \
+               OR (b.attempted_at = a.attempted_at AND b.attempt = a.attempt AND b.id > a.id)))",
+    );
+    let mut args = vec![Arg::Text(tenant), Arg::Text(endpoint.id)];
+    if let Some(status) = query.status {
+        if !["delivered", "retrying", "dead"].contains(&status.as_str()) {
+            return Err(Error::invalid(
+                "status",
+                "must be delivered, retrying or dead",
+            ));
+        }
+        args.push(Arg::Text(status));
+        sql.push_str(&format!(" AND a.outcome = ${}", args.len()));
+    }
+    if let Some(cursor) = &query.cursor {
+        let (at, id) = decode_time_cursor(cursor)?;
+        args.push(Arg::Int(at));
+        let at_n = args.len();
+        args.push(Arg::Text(id));
+        let id_n = args.len();
+        sql.push_str(&format!(
+            " AND (a.attempted_at < ${at_n} OR (a.attempted_at = ${at_n} AND a.id < ${id_n}))"
+        ));
+    }
+    args.push(Arg::Int(limit + 1));
+    sql.push_str(&format!(
+        " ORDER BY a.attempted_at DESC, a.id DESC LIMIT ${}",
+        args.len()
+    ));
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &args)
+        .fetch_all(&state.pool)
+        .await?;
+    let mut latest = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (at, attempt) = attempt_row(row)?;
+        let count: i64 = row.try_get(11)?;
+        latest.push((at, attempt, count));
+    }
+    let (latest, next_cursor) = page(latest, limit, |(at, a, _)| encode_time_cursor(*at, &a.id));
+    Ok(HttpResponse::Ok().json(DeliveryList {
+        data: latest
+            .into_iter()
+            .map(|(_, a, count)| Delivery {
+                event_id: a.event_id,
+                endpoint_id: a.endpoint_id,
+                status: a.outcome,
+                attempts: count,
+                last_attempt_at: a.attempted_at,
+                last_status_code: a.status_code,
+                last_error: a.error,
+                next_attempt_at: a.next_attempt_at,
+            })
+            .collect(),
+        next_cursor,
+    }))
 }
 
 /// Publish a delivery of `body` to `endpoint` into `<prefix>.deliveries` with no attempt made

@@ -43,6 +43,7 @@ use super::{deliveries, endpoints, error, events, sources, tenants};
         deliveries::event_attempts,
         deliveries::replay,
         deliveries::endpoint_attempts,
+        deliveries::endpoint_deliveries,
         deliveries::recover,
     ),
     components(schemas(

@@ -39,6 +39,7 @@ pub fn tenant_routes() -> Vec<(Method, &'static str, Option<serde_json::Value>)>
         ),
         (Method::POST, "/v1/endpoints/ep_x/ping", None),
         (Method::GET, "/v1/endpoints/ep_x/attempts", None),
+        (Method::GET, "/v1/endpoints/ep_x/deliveries", None),
         (
             Method::POST,
             "/v1/endpoints/ep_x/recover",

@@ -159,6 +159,53 @@ async fn endpoints_lifecycle(backend: Backend) {
         .await;
     assert_eq!(dead.body["data"][0]["event_id"], "ev-1");
     assert!(dead.body["next_cursor"].is_null());
+    // ev-1 is retried and then delivered: its delivery's status follows its latest attempt.
+    super::events::insert_attempt(&server, "acme", "ev-1", &id, 2, 3_000, "retrying").await;
+    super::events::insert_attempt(&server, "acme", "ev-3", &id, 1, 2_500, "dead").await;
+    let deliveries = server
+        .get(&format!("/v1/endpoints/{id}/deliveries"), &key)
+        .await;
+    assert_eq!(deliveries.status, 200, "{}", deliveries.text);
+    let data = deliveries.body["data"].as_array().expect("data");
+    let summary: Vec<(&str, &str, i64)> = data
+        .iter()
+        .map(|d| {
+            (
+                d["event_id"].as_str().expect("event"),
+                d["status"].as_str().expect("status"),
+                d["attempts"].as_i64().expect("attempts"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ev-1", "retrying", 2),
+            ("ev-3", "dead", 1),
+            ("ev-2", "delivered", 1)
+        ]
+    );
+    let dead_now = server
+        .get(&format!("/v1/endpoints/{id}/deliveries?status=dead"), &key)
+        .await;
+    assert_eq!(dead_now.body["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(dead_now.body["data"][0]["event_id"], "ev-3");
+    let first = server
+        .get(&format!("/v1/endpoints/{id}/deliveries?limit=2"), &key)
+        .await;
+    let cursor = first.body["next_cursor"].as_str().expect("a next page");
+    let rest = server
+        .get(
+            &format!("/v1/endpoints/{id}/deliveries?limit=2&cursor={cursor}"),
+            &key,
+        )
+        .await;
+    assert_eq!(rest.body["data"][0]["event_id"], "ev-2");
+    assert!(rest.body["next_cursor"].is_null());
+    let bad = server
+        .get(&format!("/v1/endpoints/{id}/deliveries?status=lost"), &key)
+        .await;
+    assert_eq!(bad.field(), Some("status"));
 
     // Without a broker, ping and recovery answer 503 (nothing is lost: nothing was queued).
     let ping = server

@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"),
     ("post", "/v1/endpoints/{endpoint_id}/ping"),
     ("get", "/v1/endpoints/{endpoint_id}/attempts"),
+    ("get", "/v1/endpoints/{endpoint_id}/deliveries"),
     ("post", "/v1/endpoints/{endpoint_id}/recover"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{event_id}"),

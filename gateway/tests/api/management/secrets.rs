@@ -108,6 +108,11 @@ async fn no_answer_holds_a_secret(backend: Backend) {
         (Method::PATCH, "/v1/endpoints/hook".to_owned(), &key),
         (Method::POST, "/v1/endpoints/hook/ping".to_owned(), &key),
         (Method::GET, "/v1/endpoints/hook/attempts".to_owned(), &key),
+        (
+            Method::GET,
+            "/v1/endpoints/hook/deliveries".to_owned(),
+            &key,
+        ),
         (Method::GET, "/v1/events".to_owned(), &key),
         (Method::GET, format!("/v1/events/{event}"), &key),
         (Method::GET, format!("/v1/events/{event}/deliveries"), &key),
