@@ -487,6 +487,7 @@ pub(crate) async fn enqueue(
         (status = 401, description = "Missing or wrong key", body = ErrorBody),
         (status = 403, description = "Not a tenant key", body = ErrorBody),
         (status = 404, description = "No such event or endpoint", body = ErrorBody),
+        (status = 409, description = "The endpoint is disabled", body = ErrorBody),
         (status = 503, description = "RabbitMQ or the forwarder's queues are not available", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -507,6 +508,7 @@ pub async fn replay(
             },
             _ => e,
         })?;
+    endpoint.require_enabled("endpoint_id")?;
     enqueue(&state, payload.as_bytes(), &path, &endpoint.id).await?;
     Ok(HttpResponse::Accepted().json(Replayed {
         event_id: path.into_inner(),
@@ -525,6 +527,7 @@ pub async fn replay(
         (status = 401, description = "Missing or wrong key", body = ErrorBody),
         (status = 403, description = "Not a tenant key", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 409, description = "The endpoint is disabled", body = ErrorBody),
         (status = 503, description = "RabbitMQ or the forwarder's queues are not available", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -541,6 +544,7 @@ pub async fn recover(
         None => now_ms().saturating_add(1),
     };
     let endpoint = super::endpoints::find(&state, &tenant, &path).await?;
+    endpoint.require_enabled("enabled")?;
     let rows = sqlx::query(
         "SELECT e.id, e.payload FROM events e WHERE e.tenant_id = $1 AND e.id IN ( \
            SELECT a.event_id FROM delivery_attempts a \

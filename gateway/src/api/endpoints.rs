@@ -156,6 +156,18 @@ pub(crate) struct StoredEndpoint {
 }
 
 impl StoredEndpoint {
+    /// Deliveries queued to a disabled endpoint would only be buried: refuse them.
+    pub fn require_enabled(&self, field: &str) -> ApiResult<()> {
+        if self.enabled {
+            Ok(())
+        } else {
+            Err(Error::conflict(
+                field,
+                "the endpoint is disabled: enable it first (PATCH {\"enabled\": true})",
+            ))
+        }
+    }
+
     fn view(&self) -> Endpoint {
         let now = now_ms();
         let previous = self
@@ -483,6 +495,7 @@ pub async fn rotate_secret(
         (status = 401, description = "Missing or wrong key", body = ErrorBody),
         (status = 403, description = "Not a tenant key", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 409, description = "The endpoint is disabled", body = ErrorBody),
         (status = 503, description = "RabbitMQ or the forwarder's queues are not available", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -493,6 +506,7 @@ pub async fn ping(
 ) -> ApiResult<HttpResponse> {
     let tenant = auth::tenant(&request, &state).await?;
     let endpoint = find(&state, &tenant, &path).await?;
+    endpoint.require_enabled("enabled")?;
     let id = uuid::Uuid::new_v4().to_string();
     let now = time(now_ms());
     let body = json!({

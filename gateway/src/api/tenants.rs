@@ -69,6 +69,18 @@ pub struct ApiKey {
 
 crate::api_list!(ApiKeyList, ApiKey);
 
+/// `GET /v1/tenants/{tenant_id}/api-keys` filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApiKeyQuery {
+    /// Only the key with this prefix (the 8 characters after `sk_`).
+    pub prefix: Option<String>,
+    /// Most items to return: 1 to 100, default 20.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// A new API key: the only answer that ever contains `key`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedApiKey {
@@ -326,7 +338,7 @@ pub async fn create_api_key(
 
 /// List a tenant's API keys (revoked ones too), oldest first.
 #[utoipa::path(get, path = "/v1/tenants/{tenant_id}/api-keys", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id"), PageQuery),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ApiKeyQuery),
     responses(
         (status = 200, description = "A page of keys, without the keys themselves", body = ApiKeyList),
         (status = 400, description = "Invalid request", body = ErrorBody),
@@ -339,7 +351,7 @@ pub async fn list_api_keys(
     request: HttpRequest,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: web::Query<ApiKeyQuery>,
 ) -> ApiResult<HttpResponse> {
     auth::admin(&request, &state).await?;
     let limit = limit(query.limit)?;
@@ -351,12 +363,13 @@ pub async fn list_api_keys(
     let rows = sqlx::query(
         "SELECT id, tenant_id, prefix, name, created_at, revoked_at FROM api_keys \
          WHERE tenant_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
-         ORDER BY created_at, id LIMIT $4",
+         AND ($5 = '' OR prefix = $5) ORDER BY created_at, id LIMIT $4",
     )
     .bind(tenant.id.as_str())
     .bind(after_at)
     .bind(after_id)
     .bind(limit + 1)
+    .bind(query.prefix.clone().unwrap_or_default())
     .fetch_all(&state.pool)
     .await?;
     let keys = rows

@@ -207,6 +207,34 @@ async fn endpoints_lifecycle(backend: Backend) {
         .await;
     assert_eq!(bad.field(), Some("status"));
 
+    // A disabled endpoint takes no ping, replay or recovery.
+    let disabled = server
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/endpoints/{id}/ping"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(disabled.status, 409, "{}", disabled.text);
+    assert_eq!(disabled.field(), Some("enabled"));
+    let recover_disabled = server
+        .post(
+            &format!("/v1/endpoints/{id}/recover"),
+            &key,
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(recover_disabled.status, 409);
+    let enabled = server
+        .patch(
+            &format!("/v1/endpoints/{id}"),
+            &key,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(enabled.body["enabled"], true);
+
     // Without a broker, ping and recovery answer 503 (nothing is lost: nothing was queued).
     let ping = server
         .call(

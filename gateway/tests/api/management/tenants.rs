@@ -158,6 +158,14 @@ async fn api_keys_lifecycle(backend: Backend) {
             .status,
         404
     );
+    let by_prefix = server
+        .get(
+            &format!("/v1/tenants/acme/api-keys?prefix={prefix}"),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(by_prefix.body["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(by_prefix.body["data"][0]["id"], id);
     // By prefix too.
     let third = server
         .post("/v1/tenants/acme/api-keys", ADMIN_KEY, json!({}))
