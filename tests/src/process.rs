@@ -27,7 +27,8 @@ impl Storehook {
             .args(["serve", "--config"])
             .arg(config)
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            // Logs (warnings and up in the tests' configurations) go to the test's output.
+            .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("storehook serve starts");

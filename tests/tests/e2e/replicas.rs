@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use storehook_tests::app::{Backend, TestDatabase};
 use storehook_tests::broker::{Consumer, free_port};
-use storehook_tests::forwarding::{EndpointSpec, ForwardConfig, delete_queues_at};
+use storehook_tests::forwarding::{
+    EndpointSpec, ForwardConfig, declare_topology, delete_queues_at, wait_for_consumers,
+};
 use storehook_tests::process::Storehook;
 use storehook_tests::receiver::{Receiver, Reply};
 use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice, rustore_key_base64};
@@ -148,6 +150,13 @@ async fn two_replicas_share_the_outbox_and_the_deliveries() {
         Storehook::serve(&replicas[1], port_b)
     );
 
+    wait_for_consumers(
+        storehook_tests::AMQP_URL,
+        &names.forward,
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
     let published = count_by_message_id(&mut consumer, backlog, Duration::from_secs(60)).await;
     assert_eq!(
         published.len(),

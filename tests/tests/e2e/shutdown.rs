@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use storehook_tests::app::{Backend, TestDatabase};
 use storehook_tests::broker::{Consumer, delete_exchange, free_port};
-use storehook_tests::forwarding::{EndpointSpec, ForwardConfig, delete_queues_at};
+use storehook_tests::forwarding::{
+    EndpointSpec, ForwardConfig, declare_topology, delete_queues_at, wait_for_consumers,
+};
 use storehook_tests::process::Storehook;
 use storehook_tests::receiver::{Receiver, Reply};
 use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice, rustore_key_base64};
@@ -65,6 +67,7 @@ async fn sigterm_finishes_or_hands_back_in_flight_work_within_the_bound() {
     let database = TestDatabase::create(Backend::Sqlite).await;
     let names = config.names(&database.url);
     let dir = tempfile::tempdir().expect("a temp dir");
+    declare_topology(storehook_tests::AMQP_URL, &names).await;
     let mut consumer = Consumer::bind(storehook_tests::AMQP_URL, &names.exchange, &["#"]).await;
     // The bound comes from the environment, as in a container.
     let bound = format!("{}s", SHUTDOWN_TIMEOUT.as_secs());
@@ -78,6 +81,13 @@ async fn sigterm_finishes_or_hands_back_in_flight_work_within_the_bound() {
     )
     .expect("the config writes");
     let mut first = Storehook::serve_with(&first_config, port, &env).await;
+    wait_for_consumers(
+        storehook_tests::AMQP_URL,
+        &names.forward,
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     let ingest_url = format!("{}/ingest/rustore/{ingest_key}", first.address);
     let http = reqwest::Client::new();
 
