@@ -103,6 +103,7 @@ async fn two_replicas_share_the_outbox_and_the_deliveries() {
     let names = config.names(&database.url);
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("a temp dir");
+    declare_topology(storehook_tests::AMQP_URL, &names).await;
     let mut consumer = Consumer::bind(storehook_tests::AMQP_URL, &names.exchange, &["#"]).await;
 
     // A backlog for the relays: committed by a replica that never publishes, then killed.
