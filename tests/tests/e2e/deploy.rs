@@ -15,6 +15,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, V
 use serde_json::Value;
 use storehook::configuration::Settings;
 use storehook_tests::app::storehook_binary;
+use storehook_tests::broker::PrivateNode;
 use storehook_tests::forwarding::{ForwardApp, ForwardConfig};
 
 fn repository() -> PathBuf {
@@ -419,6 +420,59 @@ async fn rabbitmq_accepts_the_definitions_and_storehook_redeclares_them() {
         "the file holds exactly storehook's queues"
     );
     app.cleanup().await;
+}
+
+/// The compose set-up's RabbitMQ pieces on a real node of its own: `storehook.conf` (its
+/// definitions folder pointed at a copy of `definitions.json` and `compose-users.json`) imports
+/// the topology and the `storehook` user at boot; storehook then connects as that user and
+/// consumes from the imported queues, redeclaring them without a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_storehook_conf_imports_the_definitions_at_boot() {
+    let settings = read("deploy/rabbitmq/storehook.conf");
+    let topology = read("deploy/rabbitmq/definitions.json");
+    let users = read("deploy/rabbitmq/compose-users.json");
+    let node = tokio::task::spawn_blocking(move || {
+        PrivateNode::start_with(|dir| {
+            let definitions = dir.join("definitions.d");
+            std::fs::create_dir(&definitions).expect("a definitions folder");
+            std::fs::write(definitions.join("20-topology.json"), topology).expect("writes");
+            std::fs::write(definitions.join("10-users.json"), users).expect("writes");
+            let folder = definitions.to_str().expect("a UTF-8 path");
+            assert!(settings.contains("/etc/rabbitmq/definitions.d"));
+            settings.replace("/etc/rabbitmq/definitions.d", folder)
+        })
+    })
+    .await
+    .expect("the node starts");
+    let url = format!("amqp://storehook:storehook@127.0.0.1:{}/%2f", node.port);
+
+    let mut config = ForwardConfig::new(Vec::new(), "");
+    config.prefix = "storehook".to_owned();
+    config.amqp_url = url.clone();
+    let names = config.names("sqlite://unused.db");
+    // Imported before any storehook ran.
+    let connection = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("the storehook user from the definitions logs in");
+    for queue in names.all_queues() {
+        let channel = connection.create_channel().await.expect("a channel");
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{queue} was imported at boot: {e}"));
+    }
+    let _ = connection.close(200, "checked".into()).await;
+
+    let app = ForwardApp::spawn(config).await;
+    let _ = app.stop().await;
+    drop(node);
 }
 
 /// Walks `Settings`' `Deserialize` implementation and records the path of every field it asks
