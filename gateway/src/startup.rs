@@ -67,6 +67,9 @@ pub struct Application {
     ledger: Ledger,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// Stops the broker connection supervisor, after the roles.
+    bus_shutdown: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
     /// `server.shutdown_timeout`: from the stop request to the end of `run_until_stopped`.
     shutdown_timeout: Duration,
     /// When a stop was requested by a signal (the shutdown bound counts from there).
@@ -93,10 +96,12 @@ impl Application {
             .context("tenants: cannot store the configured tenants, sources and endpoints")?;
 
         let (shutdown_tx, shutdown) = watch::channel(false);
+        // The publishing connection closes after the roles have stopped, so that the confirms
+        // of what they published last still arrive.
+        let (bus_shutdown, bus_stop) = watch::channel(false);
         let mut tasks = Vec::new();
         let (bus_state, supervisor) =
-            bus::connection::spawn(settings.broker.clone(), metrics.clone(), shutdown.clone());
-        tasks.push(("broker connection", supervisor));
+            bus::connection::spawn(settings.broker.clone(), metrics.clone(), bus_stop);
         let shared = Shared {
             settings,
             ledger,
@@ -156,6 +161,8 @@ impl Application {
             ledger: shared.ledger,
             shutdown: shutdown_tx,
             tasks,
+            bus_shutdown,
+            supervisor,
             shutdown_timeout,
             stop_requested: Arc::new(OnceLock::new()),
         })
@@ -206,11 +213,18 @@ impl Application {
                 .shutdown_timeout
                 .saturating_sub(Duration::from_millis(500));
         self.shutdown.send_replace(true);
+        let broker = ("broker connection", self.supervisor);
         for (name, mut task) in self.tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 tracing::warn!(task = name, "Background task did not stop in time");
                 task.abort();
             }
+        }
+        self.bus_shutdown.send_replace(true);
+        let (name, mut task) = broker;
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!(task = name, "Background task did not stop in time");
+            task.abort();
         }
         let closing = since + self.shutdown_timeout;
         if tokio::time::timeout_at(closing, self.ledger.close())
