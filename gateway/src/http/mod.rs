@@ -9,6 +9,7 @@ pub mod health;
 pub mod ingest;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -27,10 +28,13 @@ pub struct OpsState {
     pub registry: prometheus_client::registry::Registry,
 }
 
-/// Start serving on `listener`. `workers` 0 means one per core.
+/// Start serving on `listener`. `workers` 0 means one per core. Signals are the caller's
+/// business ([`crate::startup::Application::stop_on_signals`]); a graceful stop finishes the
+/// in-flight requests for at most `drain`.
 pub fn server(
     listener: TcpListener,
     workers: usize,
+    drain: Duration,
     ingest: Option<web::Data<IngestState>>,
     ops: web::Data<OpsState>,
 ) -> std::io::Result<Server> {
@@ -50,6 +54,9 @@ pub fn server(
             .service(health::readyz)
             .service(health::metrics)
     });
+    server = server
+        .disable_signals()
+        .shutdown_timeout(drain.as_secs().max(1));
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -4,6 +4,9 @@
 //! fresh PostgreSQL database) and cleans up what it declared, so tests run in parallel and rerun.
 
 mod crash;
+mod deploy;
 mod forward;
 mod ingest;
 mod outage;
+mod replicas;
+mod shutdown;
