@@ -1,5 +1,6 @@
-//! The command line: `storehook serve`, `storehook forward`, `storehook normalize <store>` and
-//! `storehook retry-schedule`.
+//! The command line: `storehook serve`, `storehook forward`, `storehook normalize <store>`,
+//! `storehook retry-schedule`, `storehook replay-dead`, `storehook definitions`,
+//! `storehook healthcheck` and `storehook ingest-key`.
 //!
 //! Exit codes are part of the interface: 0 success, 1 usage or I/O error, 2 a notification the
 //! adapter rejected (so a script can tell "my command is wrong" from "the store's body is bad").
@@ -38,6 +39,30 @@ pub enum Command {
     Normalize(NormalizeArgs),
     /// Print a new random ingest key for a source's `ingest_key`.
     IngestKey,
+    /// Print the RabbitMQ topology this configuration declares (exchange, queues with their
+    /// arguments, binding) as a definitions file for the management plugin or
+    /// `rabbitmqctl import_definitions`.
+    Definitions(DefinitionsArgs),
+    /// Ask a running storehook whether it is ready (`GET /readyz`); exit 0 if so, 1 if not. For
+    /// container health checks where no curl is installed.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DefinitionsArgs {
+    /// Configuration file (TOML), as for `serve`: the prefix and the retry ladder.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The RabbitMQ virtual host the definitions are for.
+    #[arg(long, default_value = "/")]
+    pub vhost: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The URL to ask.
+    #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+    pub url: String,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +231,58 @@ pub fn main() -> ExitCode {
         ),
         Command::RetrySchedule(args) => retry_schedule(&args),
         Command::ReplayDead(args) => replay_dead(&args),
+        Command::Definitions(args) => definitions(&args),
+        Command::Healthcheck(args) => healthcheck(&args),
+    }
+}
+
+/// `storehook definitions`: the topology of the configuration as a definitions document.
+fn definitions(args: &DefinitionsArgs) -> ExitCode {
+    match definitions_json(args.config.as_deref(), &args.vhost) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The text `storehook definitions` prints (pretty JSON, keys sorted).
+pub fn definitions_json(config: Option<&std::path::Path>, vhost: &str) -> anyhow::Result<String> {
+    let settings = crate::configuration::Settings::load(config)?;
+    let schedule = settings.forward.schedule()?;
+    let names = crate::forward::topology::Names::new(&settings.broker.prefix, &schedule);
+    let document = crate::forward::topology::definitions(&names, vhost);
+    Ok(serde_json::to_string_pretty(&document)?)
+}
+
+/// `storehook healthcheck`: 0 when the URL answers 2xx within two seconds.
+fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(2))
+                    .build()?;
+                Ok(client.get(&args.url).send().await?.status())
+            })
+        });
+    match asked {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("{}: {status}", args.url);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("{}: {e:#}", args.url);
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -81,6 +81,10 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted request body in bytes; larger ones get 413.
     pub body_limit: usize,
+    /// On SIGTERM or SIGINT the process stops accepting, finishes or hands back its in-flight work
+    /// and exits within this time (`25s`); an orchestrator's grace period must be longer.
+    #[serde(deserialize_with = "crate::forward::config::duration")]
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -272,6 +276,7 @@ host = "127.0.0.1"
 port = 8080
 workers = 0
 body_limit = 65536
+shutdown_timeout = "25s"
 
 [database]
 url = "sqlite://storehook.db"
@@ -305,6 +310,11 @@ unroutable_retry_ms = 1000
 format = "pretty"
 filter = "info"
 "#;
+
+/// The built-in defaults as TOML (every key of the fixed sections), e.g. for documentation checks.
+pub fn defaults_toml() -> &'static str {
+    DEFAULTS
+}
 
 /// A configuration that cannot be used, naming the key to fix.
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +371,12 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.body_limit == 0 {
             return Err(invalid("server.body_limit", "must be at least 1 byte"));
+        }
+        if self.server.shutdown_timeout < Duration::from_secs(1) {
+            return Err(invalid(
+                "server.shutdown_timeout",
+                "must be at least 1s (in-flight requests and deliveries need time to finish)",
+            ));
         }
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")

@@ -5,8 +5,9 @@
 //! to a ledger, and publishes the events to RabbitMQ with publisher confirms.
 //!
 //! # Layout
-//! - [`cli`]: the command line (`serve`, `normalize`, `ingest-key`); `main.rs` only calls
-//!   [`cli::main`]. [`normalize`] is the dry-run command.
+//! - [`cli`]: the command line (`serve`, `forward`, `normalize`, `retry-schedule`, `replay-dead`,
+//!   `definitions`, `healthcheck`, `ingest-key`); `main.rs` only calls [`cli::main`].
+//!   [`normalize`] is the dry-run command.
 //! - [`configuration`]: layered settings (defaults → file → `STOREHOOK__…`), validated at start.
 //! - [`telemetry`]: structured logs.
 //! - [`startup`]: [`startup::Application`] builds the shared parts and starts each role;

@@ -28,6 +28,8 @@ pub struct Relay {
     pub writer: LedgerWriter,
     pub metrics: Metrics,
     pub settings: OutboxSettings,
+    /// PostgreSQL: claims skip the rows other replicas' relays are claiming at the moment.
+    pub skip_locked: bool,
     /// Written into claims; unique per process so replicas tell their claims apart.
     pub relay_id: String,
     /// `testing.hold_publish`: never publish.
@@ -73,6 +75,7 @@ impl Relay {
         let now = now_ms();
         let claimed = outbox::claim(
             &self.pool,
+            self.skip_locked,
             &self.relay_id,
             now,
             i64::try_from(self.settings.lease_ms).unwrap_or(i64::MAX / 2),

@@ -7,6 +7,7 @@
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -14,6 +15,7 @@ use actix_web::web;
 use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::bus::{self, BusState, Publisher};
 use crate::configuration::{Roles, Settings};
@@ -43,6 +45,7 @@ pub fn serve(config: Option<&Path>, roles: Option<Roles>) -> anyhow::Result<()> 
     runtime.block_on(async {
         let application = Application::build(settings).await?;
         tracing::info!(port = application.port(), "storehook is serving");
+        application.stop_on_signals();
         application.run_until_stopped().await
     })
 }
@@ -64,6 +67,13 @@ pub struct Application {
     ledger: Ledger,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// Stops the broker connection supervisor, after the roles.
+    bus_shutdown: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+    /// `server.shutdown_timeout`: from the stop request to the end of `run_until_stopped`.
+    shutdown_timeout: Duration,
+    /// When a stop was requested by a signal (the shutdown bound counts from there).
+    stop_requested: Arc<OnceLock<Instant>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -86,10 +96,12 @@ impl Application {
             .context("tenants: cannot store the configured tenants, sources and endpoints")?;
 
         let (shutdown_tx, shutdown) = watch::channel(false);
+        // The publishing connection closes after the roles have stopped, so that the confirms
+        // of what they published last still arrive.
+        let (bus_shutdown, bus_stop) = watch::channel(false);
         let mut tasks = Vec::new();
         let (bus_state, supervisor) =
-            bus::connection::spawn(settings.broker.clone(), metrics.clone(), shutdown.clone());
-        tasks.push(("broker connection", supervisor));
+            bus::connection::spawn(settings.broker.clone(), metrics.clone(), bus_stop);
         let shared = Shared {
             settings,
             ledger,
@@ -143,9 +155,11 @@ impl Application {
             api.public_url = format!("http://{}:{port}", server_settings.host);
         }
         let api = web::Data::new(api);
+        let shutdown_timeout = server_settings.shutdown_timeout;
         let server = http::server(
             listener,
             server_settings.workers,
+            http_drain(shutdown_timeout),
             ingest.map(|(state, _)| web::Data::new(state)),
             ops,
             Some(api),
@@ -156,6 +170,10 @@ impl Application {
             ledger: shared.ledger,
             shutdown: shutdown_tx,
             tasks,
+            bus_shutdown,
+            supervisor,
+            shutdown_timeout,
+            stop_requested: Arc::new(OnceLock::new()),
         })
     }
 
@@ -170,21 +188,104 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serve until SIGINT/SIGTERM (actix stops accepting and finishes in-flight requests), then
-    /// stop the background tasks: queued notifications are committed, claims are left to expire.
+    /// Stop gracefully on SIGTERM or SIGINT (the binary; in-process tests use
+    /// [`Application::stop_handle`]).
+    pub fn stop_on_signals(&self) {
+        let handle = self.server.handle();
+        let requested = Arc::clone(&self.stop_requested);
+        tokio::spawn(async move {
+            let signal = stop_signal().await;
+            let _ = requested.set(Instant::now());
+            tracing::info!(
+                signal,
+                "Stopping: no new requests, finishing in-flight work"
+            );
+            handle.stop(true).await;
+        });
+    }
+
+    /// Serve until stopped, then stop within `server.shutdown_timeout` of the stop request:
+    /// HTTP stops accepting and finishes its in-flight requests (at most half the bound), then
+    /// every role stops: queued notifications are committed, the forwarder takes nothing new and
+    /// finishes its in-flight deliveries or hands them back to RabbitMQ, claims are left to
+    /// expire. A task still running at the bound is abandoned; nothing it held was acknowledged.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        let since = self
+            .stop_requested
+            .get()
+            .copied()
+            .unwrap_or_else(Instant::now);
+        // Leave a moment to close the database and exit.
+        let deadline = since
+            + self
+                .shutdown_timeout
+                .saturating_sub(Duration::from_millis(500));
         self.shutdown.send_replace(true);
-        for (name, task) in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .is_err()
-            {
+        let broker = ("broker connection", self.supervisor);
+        for (name, mut task) in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 tracing::warn!(task = name, "Background task did not stop in time");
+                task.abort();
             }
         }
-        self.ledger.close().await;
+        self.bus_shutdown.send_replace(true);
+        let (name, mut task) = broker;
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!(task = name, "Background task did not stop in time");
+            task.abort();
+        }
+        let closing = since + self.shutdown_timeout;
+        if tokio::time::timeout_at(closing, self.ledger.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("The database pool did not close in time");
+        }
+        tracing::info!(
+            took_ms = since.elapsed().as_millis() as u64,
+            "storehook stopped"
+        );
         served.context("the HTTP server failed")
+    }
+}
+
+/// How long HTTP may take to finish its in-flight requests: half the shutdown bound (requests are
+/// short; the other half is for the background tasks), at least a second.
+fn http_drain(shutdown_timeout: Duration) -> Duration {
+    (shutdown_timeout / 2).max(Duration::from_secs(1))
+}
+
+/// How long the forwarder may take to finish its in-flight deliveries after the stop reached it
+/// before it hands them back: a third of the shutdown bound, so that HTTP's drain, this and
+/// closing the channels fit in it.
+pub fn forwarder_drain(shutdown_timeout: Duration) -> Duration {
+    shutdown_timeout / 3
+}
+
+/// The first SIGTERM or SIGINT.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            },
+            _ => {
+                tracing::error!("Cannot listen for SIGTERM and SIGINT");
+                std::future::pending().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 
@@ -226,6 +327,7 @@ async fn start_ingest(
         writer: writer.clone(),
         metrics: shared.metrics.clone(),
         settings: settings.outbox.clone(),
+        skip_locked: shared.ledger.backend() == crate::ledger::Backend::Postgres,
         relay_id: uuid::Uuid::new_v4().to_string(),
         hold,
     };

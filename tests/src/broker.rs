@@ -224,7 +224,14 @@ pub struct PrivateNode {
 impl PrivateNode {
     /// Start the node and wait until it accepts AMQP connections (a few seconds).
     pub fn start() -> PrivateNode {
+        PrivateNode::start_with(|_| String::new())
+    }
+
+    /// [`PrivateNode::start`] with more `rabbitmq.conf` lines, made from the node's own directory
+    /// (for files the configuration points to).
+    pub fn start_with(extra_config: impl FnOnce(&std::path::Path) -> String) -> PrivateNode {
         let dir = tempfile::tempdir().expect("a temp dir");
+        let extra = extra_config(dir.path());
         // rabbitmq-server started as root runs the node as the `rabbitmq` user.
         let _ = Command::new("chown")
             .args(["-R", "rabbitmq:rabbitmq"])
@@ -237,8 +244,11 @@ impl PrivateNode {
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         let config = dir.path().join("rabbitmq.conf");
-        std::fs::write(&config, format!("listeners.tcp.1 = 127.0.0.1:{port}\n"))
-            .expect("the node config writes");
+        std::fs::write(
+            &config,
+            format!("listeners.tcp.1 = 127.0.0.1:{port}\n{extra}\n"),
+        )
+        .expect("the node config writes");
         let path = |name: &str| -> PathBuf { dir.path().join(name) };
         let status = Command::new("rabbitmq-server")
             .arg("-detached")

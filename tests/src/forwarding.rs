@@ -431,3 +431,45 @@ pub async fn wait_for_attempts(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Declare the forwarder's topology (exchange, queues, binding) as storehook does, before any
+/// storehook runs: what importing the definitions does in production. Events published before a
+/// forwarder has declared `<prefix>.forward` would otherwise never reach it.
+pub async fn declare_topology(amqp_url: &str, names: &Names) {
+    let connection = connect(amqp_url).await;
+    let channel = connection.create_channel().await.expect("a channel");
+    storehook::forward::topology::declare(&channel, names)
+        .await
+        .expect("the topology declares");
+    let _ = connection.close(200, "declared".into()).await;
+}
+
+/// Wait (bounded) until `queue` has `count` consumers.
+pub async fn wait_for_consumers(amqp_url: &str, queue: &str, count: u32, within: Duration) {
+    let connection = connect(amqp_url).await;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let channel = connection.create_channel().await.expect("a channel");
+        let consumers = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map(|q| q.consumer_count())
+            .unwrap_or(0);
+        if consumers >= count {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queue} has {consumers} consumers, not {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+}

@@ -13,10 +13,12 @@
 //!   own prefix, database and endpoints; events published straight to the exchange; the attempt
 //!   log and the forwarder's queues.
 //! - [`receiver`]: a scripted webhook receiver (hyper on port 0).
+//! - [`process`]: the real `storehook` binary as a child process (SIGTERM, `/metrics`).
 
 pub mod app;
 pub mod broker;
 pub mod forwarding;
+pub mod process;
 pub mod receiver;
 pub mod stores;
 

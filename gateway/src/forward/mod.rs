@@ -61,7 +61,12 @@ pub fn start(
     let forwarder = Arc::new(worker::Forwarder::new(
         names, schedule, settings, endpoints, log, client, metrics,
     ));
-    let run = forwarder.run(shared.settings.broker.clone(), shared.shutdown.clone());
+    let drain = crate::startup::forwarder_drain(shared.settings.server.shutdown_timeout);
+    let run = forwarder.run(
+        shared.settings.broker.clone(),
+        drain,
+        shared.shutdown.clone(),
+    );
     // The forwarder first: the attempt log ends when the forwarder (its last sender) is gone.
     tasks.push(("webhook forwarder", tokio::spawn(run)));
     tasks.push(("attempt log", log_task));

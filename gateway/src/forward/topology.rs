@@ -56,28 +56,83 @@ impl Names {
     }
 }
 
-fn quorum_arguments() -> FieldTable {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    arguments
+/// A queue argument's value: what both the declaration and the definitions file are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Argument {
+    Text(String),
+    Number(i64),
 }
 
-async fn declare_queue(
-    channel: &Channel,
-    name: &str,
-    arguments: FieldTable,
-) -> lapin::Result<Queue> {
+/// One durable queue and its arguments, exactly as storehook declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub name: String,
+    pub arguments: Vec<(&'static str, Argument)>,
+}
+
+fn quorum(name: &str) -> QueueSpec {
+    QueueSpec {
+        name: name.to_owned(),
+        arguments: vec![("x-queue-type", Argument::Text("quorum".to_owned()))],
+    }
+}
+
+impl Names {
+    /// Every queue in declaration order: `forward`, `deliveries`, `dead`, then the ladder steps.
+    /// [`declare`] and [`definitions`] both read this, so a definitions file made from it declares
+    /// what storehook declares, argument for argument.
+    pub fn queue_specs(&self) -> Vec<QueueSpec> {
+        let mut specs = vec![
+            quorum(&self.forward),
+            quorum(&self.deliveries),
+            quorum(&self.dead),
+        ];
+        for (delay_ms, name) in &self.steps {
+            let mut spec = quorum(name);
+            spec.arguments.extend([
+                (
+                    "x-message-ttl",
+                    Argument::Number(i64::try_from(*delay_ms).unwrap_or(i64::MAX)),
+                ),
+                ("x-dead-letter-exchange", Argument::Text(String::new())),
+                (
+                    "x-dead-letter-routing-key",
+                    Argument::Text(self.deliveries.clone()),
+                ),
+                (
+                    "x-dead-letter-strategy",
+                    Argument::Text("at-least-once".to_owned()),
+                ),
+                // At-least-once dead-lettering requires it.
+                ("x-overflow", Argument::Text("reject-publish".to_owned())),
+            ]);
+            specs.push(spec);
+        }
+        specs
+    }
+}
+
+fn field_table(arguments: &[(&'static str, Argument)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments {
+        let value = match value {
+            Argument::Text(text) => AMQPValue::LongString(LongString::from(text.as_str())),
+            Argument::Number(number) => AMQPValue::LongLongInt(*number),
+        };
+        table.insert((*key).into(), value);
+    }
+    table
+}
+
+async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> lapin::Result<Queue> {
     channel
         .queue_declare(
-            name.into(),
+            spec.name.as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
             },
-            arguments,
+            field_table(&spec.arguments),
         )
         .await
 }
@@ -86,44 +141,79 @@ async fn declare_queue(
 /// never change.
 pub async fn declare(channel: &Channel, names: &Names) -> lapin::Result<()> {
     crate::bus::connection::declare_topology(channel, &names.exchange).await?;
-    declare_queue(channel, &names.forward, quorum_arguments()).await?;
-    channel
-        .queue_bind(
-            names.forward.as_str().into(),
-            names.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    declare_queue(channel, &names.deliveries, quorum_arguments()).await?;
-    declare_queue(channel, &names.dead, quorum_arguments()).await?;
-    for (delay_ms, name) in &names.steps {
-        let mut arguments = quorum_arguments();
-        arguments.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongLongInt(i64::try_from(*delay_ms).unwrap_or(i64::MAX)),
-        );
-        arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(LongString::from("")),
-        );
-        arguments.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(LongString::from(names.deliveries.as_str())),
-        );
-        arguments.insert(
-            "x-dead-letter-strategy".into(),
-            AMQPValue::LongString(LongString::from("at-least-once")),
-        );
-        // At-least-once dead-lettering requires it.
-        arguments.insert(
-            "x-overflow".into(),
-            AMQPValue::LongString(LongString::from("reject-publish")),
-        );
-        declare_queue(channel, name, arguments).await?;
+    let specs = names.queue_specs();
+    let mut specs = specs.iter();
+    if let Some(forward) = specs.next() {
+        declare_queue(channel, forward).await?;
+        channel
+            .queue_bind(
+                names.forward.as_str().into(),
+                names.exchange.as_str().into(),
+                FORWARD_BINDING.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for spec in specs {
+        declare_queue(channel, spec).await?;
     }
     Ok(())
+}
+
+/// The routing pattern `<prefix>.forward` is bound with: every event.
+pub const FORWARD_BINDING: &str = "#";
+
+/// The topology as a RabbitMQ definitions document (the management plugin's import format,
+/// `rabbitmqctl import_definitions`), in virtual host `vhost`: the exchange, every queue with its
+/// arguments, the binding. Users and permissions are the operator's.
+pub fn definitions(names: &Names, vhost: &str) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let queues: Vec<Value> = names
+        .queue_specs()
+        .iter()
+        .map(|spec| {
+            let arguments: Map<String, Value> = spec
+                .arguments
+                .iter()
+                .map(|(key, value)| {
+                    let value = match value {
+                        Argument::Text(text) => Value::from(text.as_str()),
+                        Argument::Number(number) => Value::from(*number),
+                    };
+                    ((*key).to_owned(), value)
+                })
+                .collect();
+            json!({
+                "name": spec.name,
+                "vhost": vhost,
+                "durable": true,
+                "auto_delete": false,
+                "arguments": arguments,
+            })
+        })
+        .collect();
+    json!({
+        "vhosts": [{ "name": vhost }],
+        "exchanges": [{
+            "name": names.exchange,
+            "vhost": vhost,
+            "type": "topic",
+            "durable": true,
+            "auto_delete": false,
+            "internal": false,
+            "arguments": {},
+        }],
+        "queues": queues,
+        "bindings": [{
+            "source": names.exchange,
+            "vhost": vhost,
+            "destination": names.forward,
+            "destination_type": "queue",
+            "routing_key": FORWARD_BINDING,
+            "arguments": {},
+        }],
+    })
 }
 
 #[cfg(test)]
@@ -139,5 +229,25 @@ mod tests {
         assert_eq!(names.steps[0].1, "storehook.retry.1.10000");
         assert_eq!(names.steps.len(), 16);
         assert_eq!(names.all_queues().len(), 19);
+    }
+
+    #[test]
+    fn definitions_hold_every_queue_with_its_arguments() {
+        let schedule = Schedule::new(RetryPolicy::default()).expect("usable");
+        let names = Names::new("storehook", &schedule);
+        let definitions = definitions(&names, "/");
+        let queues = definitions["queues"].as_array().expect("queues");
+        assert_eq!(queues.len(), names.all_queues().len());
+        let first_step = &queues[3];
+        assert_eq!(first_step["name"], "storehook.retry.1.10000");
+        assert_eq!(first_step["arguments"]["x-message-ttl"], 10_000);
+        assert_eq!(
+            first_step["arguments"]["x-dead-letter-routing-key"],
+            "storehook.deliveries"
+        );
+        assert_eq!(
+            definitions["bindings"][0]["destination"],
+            "storehook.forward"
+        );
     }
 }

@@ -107,8 +107,15 @@ impl Forwarder {
 
     /// Consume until `shutdown`, reconnecting with backoff. The forwarder has a connection of
     /// its own, so that on shutdown it can finish its in-flight deliveries (and acknowledge them)
-    /// before that connection closes, whatever the other roles do with theirs.
-    pub async fn run(self: Arc<Self>, broker: BrokerSettings, mut shutdown: watch::Receiver<bool>) {
+    /// before that connection closes, whatever the other roles do with theirs. Deliveries still
+    /// running `drain` after the shutdown are abandoned unacknowledged: closing their channel
+    /// returns them to their queue, for this or another forwarder to attempt again.
+    pub async fn run(
+        self: Arc<Self>,
+        broker: BrokerSettings,
+        drain: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let min = Duration::from_millis(broker.reconnect_min_ms);
         let max = Duration::from_millis(broker.reconnect_max_ms);
         let mut backoff = min;
@@ -122,7 +129,7 @@ impl Forwarder {
             };
             let error = match connected {
                 Ok(Ok(connection)) => {
-                    let end = self.session(&connection, &mut shutdown).await;
+                    let end = self.session(&connection, drain, &mut shutdown).await;
                     let _ = connection.close(200, "storehook forwarder".into()).await;
                     match end {
                         Ok(()) => return,
@@ -148,6 +155,7 @@ impl Forwarder {
     async fn session(
         self: &Arc<Self>,
         connection: &Connection,
+        drain: Duration,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let publish = connection.create_channel().await?;
@@ -198,8 +206,20 @@ impl Forwarder {
             }
         };
         // Take nothing new; finish what is in flight (each is bounded by the timeout and a
-        // publish). Prefetched messages not started are returned to their queues by the close.
-        while in_flight.join_next().await.is_some() {}
+        // publish), for at most `drain`. Prefetched messages not started, and those abandoned
+        // here, are returned to their queues by the close: never acknowledged unfinished.
+        let finished = tokio::time::timeout(drain, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                deliveries = in_flight.len(),
+                "Deliveries still running at the shutdown bound; returning them to RabbitMQ"
+            );
+            in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+        }
         for channel in [&events_channel, &retries_channel, &publish] {
             let _ = channel
                 .close(200, "storehook forwarder stopping".into())

@@ -10,6 +10,7 @@ pub mod health;
 pub mod ingest;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -28,10 +29,13 @@ pub struct OpsState {
     pub registry: prometheus_client::registry::Registry,
 }
 
-/// Start serving on `listener`. `workers` 0 means one per core.
+/// Start serving on `listener`. `workers` 0 means one per core. Signals are the caller's
+/// business ([`crate::startup::Application::stop_on_signals`]); a graceful stop finishes the
+/// in-flight requests for at most `drain`.
 pub fn server(
     listener: TcpListener,
     workers: usize,
+    drain: Duration,
     ingest: Option<web::Data<IngestState>>,
     ops: web::Data<OpsState>,
     api: Option<web::Data<crate::api::ApiState>>,
@@ -58,6 +62,9 @@ pub fn server(
             .service(health::readyz)
             .service(health::metrics)
     });
+    server = server
+        .disable_signals()
+        .shutdown_timeout(drain.as_secs().max(1));
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -1,11 +1,13 @@
 //! The outbox relay's queries.
 //!
 //! A relay *claims* a batch of due, unpublished events by writing its id and a lease expiry into
-//! them, in one `UPDATE … RETURNING`. The claim conditions are repeated in the outer `WHERE`, so on
-//! PostgreSQL a second relay racing for the same rows re-checks them after the first one's update
-//! and skips them: two replicas never hold the same event at once. A relay that dies leaves claims
-//! that expire after the lease. The same statement runs on SQLite, where writes are serialized
-//! anyway.
+//! them, in one `UPDATE … RETURNING`. On PostgreSQL, where several replicas' relays run at once,
+//! the rows are picked with `FOR UPDATE SKIP LOCKED`: a relay passes over the rows another one is
+//! claiming at that moment and takes the next ones, instead of waiting for them. The claim
+//! conditions are repeated in the outer `WHERE` as well, so a row claimed by a committed update
+//! is re-checked and skipped: two replicas never hold the same event at once. A relay that dies
+//! leaves claims that expire after the lease. SQLite (one machine, writes serialized anyway) runs
+//! the same statement without the row locks it does not have.
 
 use sqlx::{AnyPool, Row};
 
@@ -21,13 +23,15 @@ pub struct Claimed {
 }
 
 /// Claim up to `limit` events that are unpublished, due (`next_attempt_at <= now`) and not held
-/// by a live claim; oldest first.
+/// by a live claim; oldest first. `skip_locked` (PostgreSQL) passes over rows another relay is
+/// claiming concurrently.
 ///
 /// A read first looks for one such event: on SQLite the claim takes the database's single write
 /// lock even when it matches nothing, and the ledger writer would wait for it; most rounds find
 /// nothing to do.
 pub async fn claim(
     pool: &AnyPool,
+    skip_locked: bool,
     relay_id: &str,
     now: i64,
     lease_ms: i64,
@@ -45,16 +49,11 @@ pub async fn claim(
     if due.is_none() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
-        "UPDATE events SET claimed_by = $1, claimed_until = $2 \
-         WHERE published_at IS NULL AND next_attempt_at <= $3 \
-           AND (claimed_until IS NULL OR claimed_until <= $3) \
-           AND id IN (SELECT id FROM events \
-                      WHERE published_at IS NULL AND next_attempt_at <= $3 \
-                        AND (claimed_until IS NULL OR claimed_until <= $3) \
-                      ORDER BY next_attempt_at LIMIT $4) \
-         RETURNING id, routing_key, payload, publish_attempts",
-    )
+    let rows = sqlx::query(if skip_locked {
+        CLAIM_SKIP_LOCKED
+    } else {
+        CLAIM
+    })
     .bind(relay_id)
     .bind(now.saturating_add(lease_ms))
     .bind(now)
@@ -72,6 +71,25 @@ pub async fn claim(
         })
         .collect()
 }
+
+const CLAIM: &str = "UPDATE events SET claimed_by = $1, claimed_until = $2 \
+     WHERE published_at IS NULL AND next_attempt_at <= $3 \
+       AND (claimed_until IS NULL OR claimed_until <= $3) \
+       AND id IN (SELECT id FROM events \
+                  WHERE published_at IS NULL AND next_attempt_at <= $3 \
+                    AND (claimed_until IS NULL OR claimed_until <= $3) \
+                  ORDER BY next_attempt_at LIMIT $4) \
+     RETURNING id, routing_key, payload, publish_attempts";
+
+const CLAIM_SKIP_LOCKED: &str = "UPDATE events SET claimed_by = $1, claimed_until = $2 \
+     WHERE published_at IS NULL AND next_attempt_at <= $3 \
+       AND (claimed_until IS NULL OR claimed_until <= $3) \
+       AND id IN (SELECT id FROM events \
+                  WHERE published_at IS NULL AND next_attempt_at <= $3 \
+                    AND (claimed_until IS NULL OR claimed_until <= $3) \
+                  ORDER BY next_attempt_at LIMIT $4 \
+                  FOR UPDATE SKIP LOCKED) \
+     RETURNING id, routing_key, payload, publish_attempts";
 
 /// Give events back: retry each at its own time (`next_attempt_at`), counting the attempt.
 pub async fn defer(

@@ -325,8 +325,10 @@ impl Writer {
             let committed = self.commit_group(&mut group, &mut marked).await;
             self.publishing.start(committed);
         }
-        // Let the groups still publishing hand in their marks (bounded: the broker may be gone).
-        let _ = tokio::time::timeout(self.publishing.wait, self.publishing.finish()).await;
+        // Let the groups still publishing hand in their marks (bounded: the broker may be gone or
+        // blocked), so that the relay does not publish them again after a restart.
+        let drain = self.publishing.wait.max(SHUTDOWN_PUBLISH_WAIT);
+        let _ = tokio::time::timeout(drain, self.publishing.finish()).await;
         while let Ok(ids) = marks.try_recv() {
             marked.extend(ids);
         }
@@ -542,6 +544,10 @@ impl Db {
 /// repeated id in an `IN` list changes nothing). A handful of distinct statements per kind is
 /// what lets each be prepared once and reused from the connection's statement cache, instead of
 /// parsed anew for every group size.
+/// At shutdown, how long the publishes in flight may take to be confirmed (at least): the broker
+/// connection stays open until the writer has stopped.
+const SHUTDOWN_PUBLISH_WAIT: Duration = Duration::from_secs(2);
+
 const STATEMENT_ROWS: &[usize] = &[
     1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
 ];

@@ -4,7 +4,10 @@
 //! fresh PostgreSQL database) and cleans up what it declared, so tests run in parallel and rerun.
 
 mod crash;
+mod deploy;
 mod forward;
 mod ingest;
 mod management;
 mod outage;
+mod replicas;
+mod shutdown;
