@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Confirmation};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ErrorBody;
 use super::sql::{Arg, Select, page_by_time};
 use super::{ApiResult, ApiState, Error, auth, limit, optional_time, parse_time, resource, time};
-use crate::forward::worker::headers;
+use crate::forward::worker::{PublishError, headers, publish_confirmed};
 use crate::ledger::now_ms;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -410,37 +408,18 @@ pub(crate) async fn enqueue(
         headers::FIRST_ATTEMPT_AT.into(),
         AMQPValue::LongLongInt(now_ms()),
     );
-    let properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_app_id("storehook".into())
-        .with_message_id(event_id.into())
-        .with_headers(table);
-    let unavailable = |error: String| {
-        tracing::warn!(%error, "Cannot queue a delivery");
-        Error::unavailable("cannot queue the delivery with RabbitMQ; retry")
-    };
-    let confirm = link
-        .channel
-        .basic_publish(
-            "".into(),
-            state.names.deliveries.as_str().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            body,
-            properties,
-        )
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    match confirm.await.map_err(|e| unavailable(e.to_string()))? {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(Error::unavailable(format!(
-            "{} does not exist: start a forwarder first",
-            state.names.deliveries
+    let deliveries = state.names.deliveries.as_str();
+    match publish_confirmed(&link.channel, deliveries, body, Some(event_id), table).await {
+        Ok(()) => Ok(()),
+        Err(PublishError::NoQueue(_)) => Err(Error::unavailable(format!(
+            "{deliveries} does not exist: start a forwarder first"
         ))),
-        other => Err(unavailable(format!("{other:?}"))),
+        Err(PublishError::Failed(error)) => {
+            tracing::warn!(%error, "Cannot queue a delivery");
+            Err(Error::unavailable(
+                "cannot queue the delivery with RabbitMQ; retry",
+            ))
+        }
     }
 }
 
