@@ -252,18 +252,11 @@ async fn list_attempts(
         check_outcome("outcome", &outcome)?;
         select.and(" AND outcome = ?", Arg::Text(outcome));
     }
-    if let Some(since) = &query.since {
-        select.and(
-            " AND attempted_at >= ?",
-            Arg::Int(parse_time("since", since)?),
-        );
-    }
-    if let Some(until) = &query.until {
-        select.and(
-            " AND attempted_at < ?",
-            Arg::Int(parse_time("until", until)?),
-        );
-    }
+    select.between(
+        "attempted_at",
+        query.since.as_deref(),
+        query.until.as_deref(),
+    )?;
     select.newest_first("attempted_at", "id", query.cursor.as_deref(), limit)?;
     let rows = select.fetch_all(&state.pool).await?;
     let attempts = rows

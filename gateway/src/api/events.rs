@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::deliveries::{Delivery, deliveries_of};
 use super::error::ErrorBody;
 use super::sql::{Arg, Select, page_by_time};
-use super::{ApiResult, ApiState, Error, auth, limit, optional_time, parse_time, resource, time};
+use super::{ApiResult, ApiState, Error, auth, limit, optional_time, resource, time};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -185,18 +185,11 @@ pub async fn list_events(
             Arg::Text(format!("{tenant}.{store}.{environment}.%")),
         );
     }
-    if let Some(since) = &query.since {
-        select.and(
-            " AND e.created_at >= ?",
-            Arg::Int(parse_time("since", since)?),
-        );
-    }
-    if let Some(until) = &query.until {
-        select.and(
-            " AND e.created_at < ?",
-            Arg::Int(parse_time("until", until)?),
-        );
-    }
+    select.between(
+        "e.created_at",
+        query.since.as_deref(),
+        query.until.as_deref(),
+    )?;
     select.newest_first("e.created_at", "e.id", query.cursor.as_deref(), limit)?;
     let rows = select.fetch_all(&state.pool).await?;
     let events = rows

@@ -6,6 +6,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 
 use super::{
     ApiResult, ApiState, PageQuery, decode_time_cursor, encode_cursor, encode_time_cursor, page,
+    parse_time,
 };
 
 /// A table of one kind of a tenant's resources, keyed by `(tenant_id, id)`.
@@ -83,6 +84,25 @@ impl Select {
         self.args.push(arg);
         self.sql
             .push_str(&condition.replace('?', &format!("${}", self.args.len())));
+    }
+
+    /// Keep the rows whose `time` column is at or after the query's `since` and before its
+    /// `until` (RFC 3339 times; either may be absent).
+    pub fn between(
+        &mut self,
+        time: &str,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> ApiResult<()> {
+        if let Some(since) = since {
+            let since = parse_time("since", since)?;
+            self.and(&format!(" AND {time} >= ?"), Arg::Int(since));
+        }
+        if let Some(until) = until {
+            let until = parse_time("until", until)?;
+            self.and(&format!(" AND {time} < ?"), Arg::Int(until));
+        }
+        Ok(())
     }
 
     /// Order newest first by the columns `time` and `id`, start after `cursor` (a
