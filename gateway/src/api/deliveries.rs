@@ -9,19 +9,15 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Confirmation};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
-use super::{
-    ApiResult, ApiState, Arg, Error, auth, bind_all, decode_time_cursor, encode_time_cursor, limit,
-    optional_time, page, parse_time, resource, time,
-};
-use crate::forward::worker::headers;
+use super::sql::{Arg, Select, page_by_time};
+use super::{ApiResult, ApiState, Error, auth, limit, optional_time, parse_time, resource, time};
+use crate::forward::worker::{PublishError, headers, publish_confirmed};
 use crate::ledger::now_ms;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -160,6 +156,15 @@ fn attempt_row(row: &sqlx::any::AnyRow) -> Result<(i64, Attempt), sqlx::Error> {
     ))
 }
 
+/// A delivery status given in `field`: `delivered`, `retrying` or `dead`.
+fn check_outcome(field: &str, outcome: &str) -> ApiResult<()> {
+    if ["delivered", "retrying", "dead"].contains(&outcome) {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be delivered, retrying or dead"))
+    }
+}
+
 /// The deliveries of one of the tenant's events, by endpoint.
 pub(crate) async fn deliveries_of(
     state: &ApiState,
@@ -236,55 +241,30 @@ async fn list_attempts(
     query: AttemptQuery,
 ) -> ApiResult<AttemptList> {
     let limit = limit(query.limit)?;
-    let mut sql = format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE tenant_id = $1 AND {column} = $2"
+    let mut select = Select::new(
+        format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts \
+             WHERE tenant_id = $1 AND {column} = $2"
+        ),
+        vec![Arg::Text(tenant.to_owned()), Arg::Text(value.to_owned())],
     );
-    let mut args = vec![Arg::Text(tenant.to_owned()), Arg::Text(value.to_owned())];
     if let Some(outcome) = query.outcome {
-        if !["delivered", "retrying", "dead"].contains(&outcome.as_str()) {
-            return Err(Error::invalid(
-                "outcome",
-                "must be delivered, retrying or dead",
-            ));
-        }
-        args.push(Arg::Text(outcome));
-        sql.push_str(&format!(" AND outcome = ${}", args.len()));
+        check_outcome("outcome", &outcome)?;
+        select.and(" AND outcome = ?", Arg::Text(outcome));
     }
-    if let Some(since) = &query.since {
-        args.push(Arg::Int(parse_time("since", since)?));
-        sql.push_str(&format!(" AND attempted_at >= ${}", args.len()));
-    }
-    if let Some(until) = &query.until {
-        args.push(Arg::Int(parse_time("until", until)?));
-        sql.push_str(&format!(" AND attempted_at < ${}", args.len()));
-    }
-    if let Some(cursor) = &query.cursor {
-        let (at, id) = decode_time_cursor(cursor)?;
-        args.push(Arg::Int(at));
-        let at_n = args.len();
-        args.push(Arg::Text(id));
-        let id_n = args.len();
-        sql.push_str(&format!(
-            " AND (attempted_at < ${at_n} OR (attempted_at = ${at_n} AND id < ${id_n}))"
-        ));
-    }
-    args.push(Arg::Int(limit + 1));
-    sql.push_str(&format!(
-        " ORDER BY attempted_at DESC, id DESC LIMIT ${}",
-        args.len()
-    ));
-    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &args)
-        .fetch_all(&state.pool)
-        .await?;
+    select.between(
+        "attempted_at",
+        query.since.as_deref(),
+        query.until.as_deref(),
+    )?;
+    select.newest_first("attempted_at", "id", query.cursor.as_deref(), limit)?;
+    let rows = select.fetch_all(&state.pool).await?;
     let attempts = rows
         .iter()
         .map(attempt_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let (attempts, next_cursor) = page(attempts, limit, |(at, a)| encode_time_cursor(*at, &a.id));
-    Ok(AttemptList {
-        data: attempts.into_iter().map(|(_, a)| a).collect(),
-        next_cursor,
-    })
+    let (data, next_cursor) = page_by_time(attempts, limit, |a| a.id.as_str());
+    Ok(AttemptList { data, next_cursor })
 }
 
 /// List an event's attempts, newest first.
@@ -355,7 +335,7 @@ pub async fn endpoint_deliveries(
     let limit = limit(query.limit)?;
     let endpoint = super::endpoints::find(&state, &tenant, &path).await?;
     // The latest attempt of each (event, endpoint): no later one exists.
-    let mut sql = String::from(
+    let mut select = Select::new(
         "SELECT a.id, a.event_id, a.endpoint_id, a.attempt, a.attempted_at, a.outcome, \
          a.status_code, a.error, a.latency_ms, a.response_body, a.next_attempt_at, \
          (SELECT COUNT(*) FROM delivery_attempts c \
@@ -366,47 +346,25 @@ pub async fn endpoint_deliveries(
              AND (b.attempted_at > a.attempted_at \
                OR (b.attempted_at = a.attempted_at AND b.attempt > a.attempt) \
                OR (b.attempted_at = a.attempted_at AND b.attempt = a.attempt AND b.id > a.id)))",
+        vec![Arg::Text(tenant), Arg::Text(endpoint.id)],
     );
-    let mut args = vec![Arg::Text(tenant), Arg::Text(endpoint.id)];
     if let Some(status) = query.status {
-        if !["delivered", "retrying", "dead"].contains(&status.as_str()) {
-            return Err(Error::invalid(
-                "status",
-                "must be delivered, retrying or dead",
-            ));
-        }
-        args.push(Arg::Text(status));
-        sql.push_str(&format!(" AND a.outcome = ${}", args.len()));
+        check_outcome("status", &status)?;
+        select.and(" AND a.outcome = ?", Arg::Text(status));
     }
-    if let Some(cursor) = &query.cursor {
-        let (at, id) = decode_time_cursor(cursor)?;
-        args.push(Arg::Int(at));
-        let at_n = args.len();
-        args.push(Arg::Text(id));
-        let id_n = args.len();
-        sql.push_str(&format!(
-            " AND (a.attempted_at < ${at_n} OR (a.attempted_at = ${at_n} AND a.id < ${id_n}))"
-        ));
-    }
-    args.push(Arg::Int(limit + 1));
-    sql.push_str(&format!(
-        " ORDER BY a.attempted_at DESC, a.id DESC LIMIT ${}",
-        args.len()
-    ));
-    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &args)
-        .fetch_all(&state.pool)
-        .await?;
+    select.newest_first("a.attempted_at", "a.id", query.cursor.as_deref(), limit)?;
+    let rows = select.fetch_all(&state.pool).await?;
     let mut latest = Vec::with_capacity(rows.len());
     for row in &rows {
         let (at, attempt) = attempt_row(row)?;
         let count: i64 = row.try_get(11)?;
-        latest.push((at, attempt, count));
+        latest.push((at, (attempt, count)));
     }
-    let (latest, next_cursor) = page(latest, limit, |(at, a, _)| encode_time_cursor(*at, &a.id));
+    let (latest, next_cursor) = page_by_time(latest, limit, |(a, _)| a.id.as_str());
     Ok(HttpResponse::Ok().json(DeliveryList {
         data: latest
             .into_iter()
-            .map(|(_, a, count)| Delivery {
+            .map(|(a, count)| Delivery {
                 event_id: a.event_id,
                 endpoint_id: a.endpoint_id,
                 status: a.outcome,
@@ -443,37 +401,18 @@ pub(crate) async fn enqueue(
         headers::FIRST_ATTEMPT_AT.into(),
         AMQPValue::LongLongInt(now_ms()),
     );
-    let properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_app_id("storehook".into())
-        .with_message_id(event_id.into())
-        .with_headers(table);
-    let unavailable = |error: String| {
-        tracing::warn!(%error, "Cannot queue a delivery");
-        Error::unavailable("cannot queue the delivery with RabbitMQ; retry")
-    };
-    let confirm = link
-        .channel
-        .basic_publish(
-            "".into(),
-            state.names.deliveries.as_str().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            body,
-            properties,
-        )
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    match confirm.await.map_err(|e| unavailable(e.to_string()))? {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(Error::unavailable(format!(
-            "{} does not exist: start a forwarder first",
-            state.names.deliveries
+    let deliveries = state.names.deliveries.as_str();
+    match publish_confirmed(&link.channel, deliveries, body, Some(event_id), table).await {
+        Ok(()) => Ok(()),
+        Err(PublishError::NoQueue(_)) => Err(Error::unavailable(format!(
+            "{deliveries} does not exist: start a forwarder first"
         ))),
-        other => Err(unavailable(format!("{other:?}"))),
+        Err(PublishError::Failed(error)) => {
+            tracing::warn!(%error, "Cannot queue a delivery");
+            Err(Error::unavailable(
+                "cannot queue the delivery with RabbitMQ; retry",
+            ))
+        }
     }
 }
 

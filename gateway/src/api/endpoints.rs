@@ -11,10 +11,8 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::{
-    ApiResult, ApiState, Error, PageQuery, auth, created, decode_cursor, encode_cursor, limit,
-    page, resource, resource_id, time,
-};
+use super::sql::TenantTable;
+use super::{ApiResult, ApiState, Error, PageQuery, auth, created, resource, resource_id, time};
 use crate::forward::config::TypeFilter;
 use crate::forward::endpoints::{StoredSecret, parse_secrets};
 use crate::forward::signature::SECRET_PREFIX;
@@ -188,7 +186,10 @@ impl StoredEndpoint {
     }
 }
 
-const COLUMNS: &str = "id, url, secrets, event_types, enabled, created_at, updated_at";
+const TABLE: TenantTable = TenantTable {
+    name: "endpoints",
+    columns: "id, url, secrets, event_types, enabled, created_at, updated_at",
+};
 
 fn parse_row(row: &sqlx::any::AnyRow) -> ApiResult<StoredEndpoint> {
     let id: String = row.try_get(0)?;
@@ -213,14 +214,7 @@ fn parse_row(row: &sqlx::any::AnyRow) -> ApiResult<StoredEndpoint> {
 
 /// One of the tenant's endpoints, or 404.
 pub(crate) async fn find(state: &ApiState, tenant: &str, id: &str) -> ApiResult<StoredEndpoint> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM endpoints WHERE id = $1 AND tenant_id = $2"
-    )))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&state.pool)
-    .await?;
-    match row {
+    match TABLE.row(state, tenant, id).await? {
         Some(row) => parse_row(&row),
         None => Err(Error::not_found("endpoint")),
     }
@@ -322,21 +316,9 @@ pub async fn list_endpoints(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = auth::tenant(&request, &state).await?;
-    let limit = limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(cursor) => decode_cursor(cursor)?,
-        None => String::new(),
-    };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-    )))
-    .bind(tenant.as_str())
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
-    let rows = rows.iter().map(parse_row).collect::<ApiResult<Vec<_>>>()?;
-    let (rows, next_cursor) = page(rows, limit, |row| encode_cursor(&row.id));
+    let (rows, next_cursor) = TABLE
+        .page_by_id(&state, &tenant, &query, parse_row, |row| row.id.as_str())
+        .await?;
     Ok(HttpResponse::Ok().json(EndpointList {
         data: rows.iter().map(StoredEndpoint::view).collect(),
         next_cursor,

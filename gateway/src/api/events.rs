@@ -10,10 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::deliveries::{Delivery, deliveries_of};
 use super::error::ErrorBody;
-use super::{
-    ApiResult, ApiState, Arg, Error, auth, bind_all, decode_time_cursor, encode_time_cursor, limit,
-    optional_time, page, parse_time, resource, time,
-};
+use super::sql::{Arg, Select, page_by_time};
+use super::{ApiResult, ApiState, Error, auth, limit, optional_time, resource, time};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -137,12 +135,10 @@ pub async fn list_events(
     let tenant = auth::tenant(&request, &state).await?;
     let query = query.into_inner();
     let limit = limit(query.limit)?;
-    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.tenant_id = $1");
-    let mut args = vec![Arg::Text(tenant.clone())];
-    let mut push = |sql: &mut String, condition: &str, arg: Arg| {
-        args.push(arg);
-        sql.push_str(&condition.replace('?', &format!("${}", args.len())));
-    };
+    let mut select = Select::new(
+        format!("SELECT {SUMMARY_COLUMNS} FROM events e WHERE e.tenant_id = $1"),
+        vec![Arg::Text(tenant.clone())],
+    );
     if let Some(event_type) = &query.event_type {
         if let Some(category) = event_type.strip_suffix(".*") {
             if !EventType::ALL
@@ -151,8 +147,7 @@ pub async fn list_events(
             {
                 return Err(Error::invalid("type", "matches no event type"));
             }
-            push(
-                &mut sql,
+            select.and(
                 " AND e.event_type LIKE ?",
                 Arg::Text(format!("{category}.%")),
             );
@@ -163,11 +158,7 @@ pub async fn list_events(
                     "not an event type (e.g. subscription.renewed or subscription.*)",
                 ));
             }
-            push(
-                &mut sql,
-                " AND e.event_type = ?",
-                Arg::Text(event_type.clone()),
-            );
+            select.and(" AND e.event_type = ?", Arg::Text(event_type.clone()));
         }
     }
     let store = match &query.store {
@@ -189,53 +180,24 @@ pub async fn list_events(
         None => "%",
     };
     if query.store.is_some() || query.environment.is_some() {
-        push(
-            &mut sql,
+        select.and(
             " AND e.routing_key LIKE ?",
             Arg::Text(format!("{tenant}.{store}.{environment}.%")),
         );
     }
-    if let Some(since) = &query.since {
-        push(
-            &mut sql,
-            " AND e.created_at >= ?",
-            Arg::Int(parse_time("since", since)?),
-        );
-    }
-    if let Some(until) = &query.until {
-        push(
-            &mut sql,
-            " AND e.created_at < ?",
-            Arg::Int(parse_time("until", until)?),
-        );
-    }
-    if let Some(cursor) = &query.cursor {
-        let (at, id) = decode_time_cursor(cursor)?;
-        args.push(Arg::Int(at));
-        let at_n = args.len();
-        args.push(Arg::Text(id));
-        let id_n = args.len();
-        sql.push_str(&format!(
-            " AND (e.created_at < ${at_n} OR (e.created_at = ${at_n} AND e.id < ${id_n}))"
-        ));
-    }
-    args.push(Arg::Int(limit + 1));
-    sql.push_str(&format!(
-        " ORDER BY e.created_at DESC, e.id DESC LIMIT ${}",
-        args.len()
-    ));
-    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &args)
-        .fetch_all(&state.pool)
-        .await?;
+    select.between(
+        "e.created_at",
+        query.since.as_deref(),
+        query.until.as_deref(),
+    )?;
+    select.newest_first("e.created_at", "e.id", query.cursor.as_deref(), limit)?;
+    let rows = select.fetch_all(&state.pool).await?;
     let events = rows
         .iter()
         .map(summary_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let (events, next_cursor) = page(events, limit, |(at, e)| encode_time_cursor(*at, &e.id));
-    Ok(HttpResponse::Ok().json(EventList {
-        data: events.into_iter().map(|(_, e)| e).collect(),
-        next_cursor,
-    }))
+    let (data, next_cursor) = page_by_time(events, limit, |e| e.id.as_str());
+    Ok(HttpResponse::Ok().json(EventList { data, next_cursor }))
 }
 
 /// Whether the tenant has this event; its payload when it does.

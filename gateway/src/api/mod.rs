@@ -5,6 +5,7 @@
 //! - [`tenants`]: tenants and their API keys (admin key).
 //! - [`sources`], [`endpoints`], [`events`], [`deliveries`]: a tenant's resources (tenant keys).
 //! - [`openapi`]: the document, generated from the handlers' annotations.
+//! - `sql`: the queries the handlers share (a tenant's table by id, filtered lists newest first).
 //!
 //! Lists take `limit` (1–100, default 20) and an opaque `cursor`, and answer
 //! `{"data": [...], "next_cursor": "..."}` (`null` on the last page). A resource of another tenant
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod openapi;
 pub mod sources;
+mod sql;
 pub mod tenants;
 
 use actix_web::{HttpResponse, web};
@@ -154,6 +156,19 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+impl PageQuery {
+    /// For a list in id order: the validated `limit`, and the id the page starts after (empty on
+    /// the first page).
+    pub fn after_id(&self) -> ApiResult<(i64, String)> {
+        let limit = limit(self.limit)?;
+        let after = match &self.cursor {
+            Some(cursor) => decode_cursor(cursor)?,
+            None => String::new(),
+        };
+        Ok((limit, after))
+    }
+}
+
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
@@ -230,27 +245,6 @@ pub fn resource_id(field: &str, given: Option<&str>, kind: &str) -> ApiResult<St
             Ok(format!("{kind}_{}", &random[..24]))
         }
     }
-}
-
-/// A value bound to a query assembled at run time.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Text(String),
-    Int(i64),
-}
-
-/// Bind `args` in order.
-pub fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    args: &[Arg],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    for arg in args {
-        query = match arg {
-            Arg::Text(text) => query.bind(text.clone()),
-            Arg::Int(n) => query.bind(*n),
-        };
-    }
-    query
 }
 
 /// Helper for `201 Created` answers.

@@ -7,10 +7,8 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::{
-    ApiResult, ApiState, Error, PageQuery, auth, created, decode_cursor, encode_cursor, limit,
-    page, resource, resource_id, time,
-};
+use super::sql::TenantTable;
+use super::{ApiResult, ApiState, Error, PageQuery, auth, created, resource, resource_id, time};
 use crate::configuration::{Credentials, Secret};
 use crate::ledger::now_ms;
 use crate::ledger::registry::{credentials_json, ingest_key_hash};
@@ -229,7 +227,10 @@ impl StoredSource {
     }
 }
 
-const COLUMNS: &str = "id, store, credentials, enabled, created_at, updated_at";
+const TABLE: TenantTable = TenantTable {
+    name: "sources",
+    columns: "id, store, credentials, enabled, created_at, updated_at",
+};
 
 fn parse_row(row: &sqlx::any::AnyRow) -> ApiResult<StoredSource> {
     let id: String = row.try_get(0)?;
@@ -250,20 +251,19 @@ fn parse_row(row: &sqlx::any::AnyRow) -> ApiResult<StoredSource> {
 }
 
 async fn find(state: &ApiState, tenant: &str, id: &str) -> ApiResult<StoredSource> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM sources WHERE id = $1 AND tenant_id = $2"
-    )))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(&state.pool)
-    .await?;
-    match row {
+    match TABLE.row(state, tenant, id).await? {
         Some(row) => parse_row(&row),
         None => Err(Error::not_found("source")),
     }
 }
 
-async fn save(state: &ApiState, tenant: &str, row: &StoredSource) -> ApiResult<()> {
+/// Store a changed source, stamped with the time of the change, and answer it.
+async fn save_and_answer(
+    state: &ApiState,
+    tenant: &str,
+    mut row: StoredSource,
+) -> ApiResult<HttpResponse> {
+    row.updated_at = now_ms();
     sqlx::query(
         "UPDATE sources SET credentials = $3, enabled = $4, updated_at = $5 \
          WHERE id = $1 AND tenant_id = $2",
@@ -275,7 +275,7 @@ async fn save(state: &ApiState, tenant: &str, row: &StoredSource) -> ApiResult<(
     .bind(row.updated_at)
     .execute(&state.pool)
     .await?;
-    Ok(())
+    Ok(HttpResponse::Ok().json(row.view()))
 }
 
 /// Create a source; the answer holds its ingest key and URL, once.
@@ -406,21 +406,9 @@ pub async fn list_sources(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = auth::tenant(&request, &state).await?;
-    let limit = limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(cursor) => decode_cursor(cursor)?,
-        None => String::new(),
-    };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM sources WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-    )))
-    .bind(tenant.as_str())
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
-    let rows = rows.iter().map(parse_row).collect::<ApiResult<Vec<_>>>()?;
-    let (rows, next_cursor) = page(rows, limit, |row| encode_cursor(&row.id));
+    let (rows, next_cursor) = TABLE
+        .page_by_id(&state, &tenant, &query, parse_row, |row| row.id.as_str())
+        .await?;
     Ok(HttpResponse::Ok().json(SourceList {
         data: rows.iter().map(StoredSource::view).collect(),
         next_cursor,
@@ -511,9 +499,7 @@ pub async fn update_source(
         }
     }
     check_credentials(&row.credentials)?;
-    row.updated_at = now_ms();
-    save(&state, &tenant, &row).await?;
-    Ok(HttpResponse::Ok().json(row.view()))
+    save_and_answer(&state, &tenant, row).await
 }
 
 /// Rotate a RuStore source's key: the new key becomes current, the current one the previous key
@@ -554,9 +540,7 @@ pub async fn rotate_key(
         }
     }
     check_credentials(&row.credentials)?;
-    row.updated_at = now_ms();
-    save(&state, &tenant, &row).await?;
-    Ok(HttpResponse::Ok().json(row.view()))
+    save_and_answer(&state, &tenant, row).await
 }
 
 /// Stop accepting a RuStore source's previous key.
@@ -586,7 +570,5 @@ pub async fn remove_previous_key(
             ));
         }
     }
-    row.updated_at = now_ms();
-    save(&state, &tenant, &row).await?;
-    Ok(HttpResponse::Ok().json(row.view()))
+    save_and_answer(&state, &tenant, row).await
 }

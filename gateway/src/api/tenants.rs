@@ -6,9 +6,10 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
+use super::sql::page_by_time;
 use super::{
-    ApiResult, ApiState, Error, PageQuery, auth, created, decode_cursor, decode_time_cursor,
-    encode_cursor, encode_time_cursor, limit, page, resource, time,
+    ApiResult, ApiState, Error, PageQuery, auth, created, decode_time_cursor, encode_cursor, limit,
+    page, resource, time,
 };
 use crate::ledger::now_ms;
 
@@ -175,11 +176,7 @@ pub async fn list_tenants(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     auth::admin(&request, &state).await?;
-    let limit = limit(query.limit)?;
-    let after = match &query.cursor {
-        Some(cursor) => decode_cursor(cursor)?,
-        None => String::new(),
-    };
+    let (limit, after) = query.after_id()?;
     let rows =
         sqlx::query("SELECT id, name, created_at FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after)
@@ -376,11 +373,8 @@ pub async fn list_api_keys(
         .iter()
         .map(api_key_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let (keys, next_cursor) = page(keys, limit, |(at, key)| encode_time_cursor(*at, &key.id));
-    Ok(HttpResponse::Ok().json(ApiKeyList {
-        data: keys.into_iter().map(|(_, key)| key).collect(),
-        next_cursor,
-    }))
+    let (data, next_cursor) = page_by_time(keys, limit, |key| key.id.as_str());
+    Ok(HttpResponse::Ok().json(ApiKeyList { data, next_cursor }))
 }
 
 /// Revoke a tenant's API key, named by its id or its prefix (idempotent).

@@ -571,8 +571,7 @@ impl Forwarder {
             .unwrap_or(self.names.dead.as_str())
     }
 
-    /// Publish a delivery to `queue` (through the default exchange) and await the broker's
-    /// confirm; only an `Ack` that was routed counts.
+    /// Publish a delivery to `queue` and await the broker's confirm (see [`publish_confirmed`]).
     async fn publish(
         &self,
         channel: &Channel,
@@ -581,33 +580,72 @@ impl Forwarder {
         message_id: Option<&str>,
         headers: FieldTable,
     ) -> Result<(), String> {
-        let mut properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_app_id("storehook".into())
-            .with_headers(headers);
-        if let Some(id) = message_id {
-            properties = properties.with_message_id(id.into());
-        }
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
+        publish_confirmed(channel, queue, body, message_id, headers)
             .await
-            .map_err(|e| e.to_string())?;
-        match confirm.await.map_err(|e| e.to_string())? {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(format!("{queue} does not exist")),
-            Confirmation::Nack(_) => Err(format!("{queue} refused the delivery")),
-            Confirmation::NotRequested => Err("the channel is not in confirm mode".to_owned()),
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Why a delivery published with [`publish_confirmed`] is not in its queue.
+#[derive(Debug)]
+pub(crate) enum PublishError {
+    /// The broker confirmed it but routed it nowhere: the queue does not exist.
+    NoQueue(String),
+    /// The channel failed, the broker refused it, or the channel is not in confirm mode.
+    Failed(String),
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::NoQueue(queue) => write!(f, "{queue} does not exist"),
+            PublishError::Failed(error) => f.write_str(error),
         }
+    }
+}
+
+/// Publish a persistent JSON delivery to `queue` (through the default exchange) and await the
+/// broker's confirm; only an `Ack` that was routed counts.
+pub(crate) async fn publish_confirmed(
+    channel: &Channel,
+    queue: &str,
+    body: &[u8],
+    message_id: Option<&str>,
+    headers: FieldTable,
+) -> Result<(), PublishError> {
+    let mut properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_app_id("storehook".into())
+        .with_headers(headers);
+    if let Some(id) = message_id {
+        properties = properties.with_message_id(id.into());
+    }
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await
+        .map_err(|e| PublishError::Failed(e.to_string()))?;
+    let confirmation = confirm
+        .await
+        .map_err(|e| PublishError::Failed(e.to_string()))?;
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(PublishError::NoQueue(queue.to_owned())),
+        Confirmation::Nack(_) => Err(PublishError::Failed(format!(
+            "{queue} refused the delivery"
+        ))),
+        Confirmation::NotRequested => Err(PublishError::Failed(
+            "the channel is not in confirm mode".to_owned(),
+        )),
     }
 }
 

@@ -74,12 +74,9 @@ async fn endpoints_lifecycle(backend: Backend) {
     assert_eq!(bad.field(), Some("url"));
 
     // Rotation: both secrets stored, the old one expiring after the overlap.
+    let rotate = format!("/v1/endpoints/{id}/rotate-secret");
     let rotated = server
-        .post(
-            &format!("/v1/endpoints/{id}/rotate-secret"),
-            &key,
-            json!({"overlap_seconds": 3600}),
-        )
+        .post(&rotate, &key, json!({"overlap_seconds": 3600}))
         .await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     let new_secret = rotated.body["secret"].as_str().expect("secret");
@@ -98,29 +95,15 @@ async fn endpoints_lifecycle(backend: Backend) {
     let now = chrono::Utc::now().timestamp_millis();
     assert!((now + 3_500_000..=now + 3_700_000).contains(&expires));
     let too_long = server
-        .post(
-            &format!("/v1/endpoints/{id}/rotate-secret"),
-            &key,
-            json!({"overlap_seconds": 99_999_999}),
-        )
+        .post(&rotate, &key, json!({"overlap_seconds": 99_999_999}))
         .await;
     assert_eq!(too_long.field(), Some("overlap_seconds"));
-    let unreadable = server
-        .post(
-            &format!("/v1/endpoints/{id}/rotate-secret"),
-            &key,
-            json!({"overlap": 10}),
-        )
-        .await;
+    let unreadable = server.post(&rotate, &key, json!({"overlap": 10})).await;
     assert_eq!(unreadable.status, 400);
     assert_eq!(unreadable.field(), Some("overlap"));
     // Without an overlap the old secrets stop at once.
     let immediate = server
-        .post(
-            &format!("/v1/endpoints/{id}/rotate-secret"),
-            &key,
-            json!({"overlap_seconds": 0}),
-        )
+        .post(&rotate, &key, json!({"overlap_seconds": 0}))
         .await;
     assert_eq!(immediate.status, 200);
     assert!(immediate.body["previous_secret_expires_at"].is_null());

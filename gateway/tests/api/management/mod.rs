@@ -226,6 +226,19 @@ public_url = "https://hooks.example.com/"
         self.call(Method::DELETE, path, Some(key), None).await
     }
 
+    /// The status ingest answers an unreadable notification to `/ingest/<store>/<ingest_key>`
+    /// with: 400 from a source it knows, 404 otherwise.
+    pub async fn ingest_garbage(&self, store: &str, ingest_key: &str) -> u16 {
+        self.http
+            .post(format!("{}/ingest/{store}/{ingest_key}", self.address))
+            .body("not an envelope")
+            .send()
+            .await
+            .expect("an answer")
+            .status()
+            .as_u16()
+    }
+
     /// Create a tenant and one API key for it: the key.
     pub async fn tenant(&self, id: &str) -> String {
         let created = self

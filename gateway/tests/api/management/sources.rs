@@ -25,14 +25,7 @@ async fn sources_lifecycle(backend: Backend) {
     assert!(created.body.get("key").is_none());
 
     // The ingest URL reaches ingest: an unreadable body is a known source's 400, not a 404.
-    let ingest = server
-        .http
-        .post(format!("{}/ingest/rustore/{ingest_key}", server.address))
-        .body("not an envelope")
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(ingest.status(), 400);
+    assert_eq!(server.ingest_garbage("rustore", ingest_key).await, 400);
 
     let autodesk = server
         .post(
@@ -102,14 +95,11 @@ async fn sources_lifecycle(backend: Backend) {
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert!(updated.body["rustore"]["app_id"].is_null());
     assert_eq!(updated.body["enabled"], false);
-    let gone = server
-        .http
-        .post(format!("{}/ingest/rustore/{ingest_key}", server.address))
-        .body("not an envelope")
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(gone.status(), 404, "a disabled source is unknown to ingest");
+    assert_eq!(
+        server.ingest_garbage("rustore", ingest_key).await,
+        404,
+        "a disabled source is unknown to ingest"
+    );
     let wrong_store = server
         .patch(
             "/v1/sources/acme-rustore",
