@@ -1,9 +1,11 @@
 //! Building and running the gateway.
 //!
 //! [`Application::build`] sets up what every role shares (the ledger, metrics, the broker
-//! connection supervisor, a shutdown signal) and then starts the roles: today *ingest* (HTTP
-//! route, ledger writer and its publisher, outbox relay). A new role (the webhook forwarder) is
-//! one more `start_*` function that takes the [`Shared`] parts and pushes its background tasks.
+//! connection supervisor, a shutdown signal), starts the roles — *ingest* (HTTP route, ledger
+//! writer and its publisher, outbox relay) and *forward* (the webhook forwarder, see
+//! [`crate::forward::start`]) — and binds HTTP (ingest, the management API, the operational
+//! endpoints). Each role takes the [`Shared`] parts and pushes its background tasks;
+//! [`Application::run_until_stopped`] stops them within `server.shutdown_timeout`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -162,7 +164,7 @@ impl Application {
             http_drain(shutdown_timeout),
             ingest.map(|(state, _)| web::Data::new(state)),
             ops,
-            Some(api),
+            api,
         )?;
         Ok(Application {
             port,
@@ -222,19 +224,11 @@ impl Application {
                 .shutdown_timeout
                 .saturating_sub(Duration::from_millis(500));
         self.shutdown.send_replace(true);
-        let broker = ("broker connection", self.supervisor);
-        for (name, mut task) in self.tasks {
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                tracing::warn!(task = name, "Background task did not stop in time");
-                task.abort();
-            }
+        for (name, task) in self.tasks {
+            stop_task(name, task, deadline).await;
         }
         self.bus_shutdown.send_replace(true);
-        let (name, mut task) = broker;
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-            tracing::warn!(task = name, "Background task did not stop in time");
-            task.abort();
-        }
+        stop_task("broker connection", self.supervisor, deadline).await;
         let closing = since + self.shutdown_timeout;
         if tokio::time::timeout_at(closing, self.ledger.close())
             .await
@@ -247,6 +241,15 @@ impl Application {
             "storehook stopped"
         );
         served.context("the HTTP server failed")
+    }
+}
+
+/// Wait for a background task that was told to stop; abort it if it is still running at
+/// `deadline`.
+async fn stop_task(name: &'static str, mut task: JoinHandle<()>, deadline: Instant) {
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        tracing::warn!(task = name, "Background task did not stop in time");
+        task.abort();
     }
 }
 

@@ -38,18 +38,14 @@ pub fn server(
     drain: Duration,
     ingest: Option<web::Data<IngestState>>,
     ops: web::Data<OpsState>,
-    api: Option<web::Data<crate::api::ApiState>>,
+    api: web::Data<crate::api::ApiState>,
 ) -> std::io::Result<Server> {
     let mut server = HttpServer::new(move || {
         // Without the ingest role (`storehook forward`) only the operational endpoints are served.
         let ingest = ingest.clone();
         let api = api.clone();
         App::new()
-            .configure(move |config| {
-                if let Some(api) = api {
-                    crate::api::configure(config, api);
-                }
-            })
+            .configure(move |config| crate::api::configure(config, api))
             .configure(move |config| {
                 if let Some(ingest) = ingest {
                     config.app_data(ingest).service(

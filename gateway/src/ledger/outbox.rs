@@ -72,24 +72,25 @@ pub async fn claim(
         .collect()
 }
 
-const CLAIM: &str = "UPDATE events SET claimed_by = $1, claimed_until = $2 \
-     WHERE published_at IS NULL AND next_attempt_at <= $3 \
-       AND (claimed_until IS NULL OR claimed_until <= $3) \
-       AND id IN (SELECT id FROM events \
-                  WHERE published_at IS NULL AND next_attempt_at <= $3 \
-                    AND (claimed_until IS NULL OR claimed_until <= $3) \
-                  ORDER BY next_attempt_at LIMIT $4) \
-     RETURNING id, routing_key, payload, publish_attempts";
+/// The claim statement; `$lock` goes after the inner `LIMIT` (row locks, PostgreSQL only).
+macro_rules! claim_statement {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE events SET claimed_by = $1, claimed_until = $2 \
+             WHERE published_at IS NULL AND next_attempt_at <= $3 \
+               AND (claimed_until IS NULL OR claimed_until <= $3) \
+               AND id IN (SELECT id FROM events \
+                          WHERE published_at IS NULL AND next_attempt_at <= $3 \
+                            AND (claimed_until IS NULL OR claimed_until <= $3) \
+                          ORDER BY next_attempt_at LIMIT $4",
+            $lock,
+            ") RETURNING id, routing_key, payload, publish_attempts"
+        )
+    };
+}
 
-const CLAIM_SKIP_LOCKED: &str = "UPDATE events SET claimed_by = $1, claimed_until = $2 \
-     WHERE published_at IS NULL AND next_attempt_at <= $3 \
-       AND (claimed_until IS NULL OR claimed_until <= $3) \
-       AND id IN (SELECT id FROM events \
-                  WHERE published_at IS NULL AND next_attempt_at <= $3 \
-                    AND (claimed_until IS NULL OR claimed_until <= $3) \
-                  ORDER BY next_attempt_at LIMIT $4 \
-                  FOR UPDATE SKIP LOCKED) \
-     RETURNING id, routing_key, payload, publish_attempts";
+const CLAIM: &str = claim_statement!("");
+const CLAIM_SKIP_LOCKED: &str = claim_statement!(" FOR UPDATE SKIP LOCKED");
 
 /// Give events back: retry each at its own time (`next_attempt_at`), counting the attempt.
 pub async fn defer(

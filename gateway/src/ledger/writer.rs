@@ -539,15 +539,15 @@ impl Db {
     }
 }
 
+/// At shutdown, how long the publishes in flight may take to be confirmed (at least): the broker
+/// connection stays open until the writer has stopped.
+const SHUTDOWN_PUBLISH_WAIT: Duration = Duration::from_secs(2);
+
 /// The rows one statement writes at most; below that, a statement is padded up to the next of
 /// these sizes by repeating its last row (a repeated insert is a conflict that does nothing, a
 /// repeated id in an `IN` list changes nothing). A handful of distinct statements per kind is
 /// what lets each be prepared once and reused from the connection's statement cache, instead of
 /// parsed anew for every group size.
-/// At shutdown, how long the publishes in flight may take to be confirmed (at least): the broker
-/// connection stays open until the writer has stopped.
-const SHUTDOWN_PUBLISH_WAIT: Duration = Duration::from_secs(2);
-
 const STATEMENT_ROWS: &[usize] = &[
     1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
 ];
