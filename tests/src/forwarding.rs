@@ -130,6 +130,32 @@ id = "{tenant}"
         )
     }
 
+    /// [`ForwardConfig::toml`] with a RuStore source (the test key, app id `12345`) on the tenant,
+    /// then `rest` (more sections), for a real process that ingests and forwards.
+    pub fn toml_with_rustore_source(
+        &self,
+        database_url: &str,
+        port: u16,
+        ingest_key: &str,
+        rest: &str,
+    ) -> String {
+        format!(
+            "{}
+[[tenants.sources]]
+id = \"{tenant}-rustore\"
+store = \"rustore\"
+ingest_key = \"{ingest_key}\"
+key = \"{key}\"
+app_id = \"12345\"
+
+{rest}
+",
+            self.toml(database_url, port),
+            tenant = self.tenant,
+            key = crate::stores::rustore_key_base64(&crate::stores::RUSTORE_KEY),
+        )
+    }
+
     pub fn settings(&self, database_url: &str) -> Settings {
         Settings::from_toml(&self.toml(database_url, 0)).expect("the test configuration is valid")
     }
@@ -261,11 +287,10 @@ pub async fn delete_queues_at(amqp_url: &str, names: &Names) {
     let _ = connection.close(200, "done".into()).await;
 }
 
-/// How many messages wait in `queue` now.
-pub async fn queue_depth(queue: &str) -> u32 {
-    let connection = connect(crate::AMQP_URL).await;
-    let channel = connection.create_channel().await.expect("a channel");
-    let depth = channel
+/// `queue` as the broker sees it now (a passive declare), or the error if it does not exist. A
+/// failed passive declare closes the channel.
+async fn inspect(channel: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
+    channel
         .queue_declare(
             queue.into(),
             QueueDeclareOptions {
@@ -274,6 +299,14 @@ pub async fn queue_depth(queue: &str) -> u32 {
             },
             FieldTable::default(),
         )
+        .await
+}
+
+/// How many messages wait in `queue` now.
+pub async fn queue_depth(queue: &str) -> u32 {
+    let connection = connect(crate::AMQP_URL).await;
+    let channel = connection.create_channel().await.expect("a channel");
+    let depth = inspect(&channel, queue)
         .await
         .map(|q| q.message_count())
         .unwrap_or(0);
@@ -450,15 +483,7 @@ pub async fn wait_for_consumers(amqp_url: &str, queue: &str, count: u32, within:
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let channel = connection.create_channel().await.expect("a channel");
-        let consumers = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let consumers = inspect(&channel, queue)
             .await
             .map(|q| q.consumer_count())
             .unwrap_or(0);

@@ -12,7 +12,7 @@ use storehook_tests::forwarding::{
 };
 use storehook_tests::process::Storehook;
 use storehook_tests::receiver::{Receiver, Reply};
-use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice, rustore_key_base64};
+use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice};
 
 /// Both roles, the test's prefix, one endpoint at the receiver, a RuStore source; small relay
 /// batches and prefetch so that the work interleaves between the replicas.
@@ -23,26 +23,19 @@ fn configuration(
     ingest_key: &str,
     extra: &str,
 ) -> String {
-    format!(
-        "{}
-[[tenants.sources]]
-id = \"{tenant}-rustore\"
-store = \"rustore\"
-ingest_key = \"{ingest_key}\"
-key = \"{key}\"
-app_id = \"12345\"
-
-[outbox]
+    config.toml_with_rustore_source(
+        database_url,
+        port,
+        ingest_key,
+        &format!(
+            "[outbox]
 grace_ms = 500
 interval_ms = 50
 batch = 10
 lease_ms = 10000
 
-{extra}
-",
-        config.toml(database_url, port),
-        tenant = config.tenant,
-        key = rustore_key_base64(&RUSTORE_KEY),
+{extra}"
+        ),
     )
 }
 

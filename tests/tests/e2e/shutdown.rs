@@ -15,7 +15,7 @@ use storehook_tests::forwarding::{
 };
 use storehook_tests::process::Storehook;
 use storehook_tests::receiver::{Receiver, Reply};
-use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice, rustore_key_base64};
+use storehook_tests::stores::{RUSTORE_KEY, rustore_envelope, rustore_invoice};
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -25,22 +25,13 @@ fn configuration(
     port: u16,
     ingest_key: &str,
 ) -> String {
-    format!(
-        "{}
-[[tenants.sources]]
-id = \"{tenant}-rustore\"
-store = \"rustore\"
-ingest_key = \"{ingest_key}\"
-key = \"{key}\"
-app_id = \"12345\"
-
-[outbox]
+    config.toml_with_rustore_source(
+        database_url,
+        port,
+        ingest_key,
+        "[outbox]
 grace_ms = 1000
-interval_ms = 100
-",
-        config.toml(database_url, port),
-        tenant = config.tenant,
-        key = rustore_key_base64(&RUSTORE_KEY),
+interval_ms = 100",
     )
 }
 
