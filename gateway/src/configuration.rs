@@ -2,7 +2,8 @@
 //! environment variables, validated once at start so that a mistake names the key to fix.
 //!
 //! One section per concern (`server`, `database`, `broker`, `ingest`, `outbox`, `telemetry`,
-//! `testing`, `api`), so a new role (the webhook forwarder) adds its own section without touching others.
+//! `roles`, `forward`, `api`, `testing`), so a new concern adds its own section without touching
+//! the others.
 //! Tenants, their sources and endpoints may be declared under `[[tenants]]`; they are upserted into
 //! the registry at start.
 

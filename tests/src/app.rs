@@ -128,9 +128,6 @@ prefix = "{prefix}"
 reconnect_min_ms = 50
 reconnect_max_ms = 500
 
-[ingest]
-publish_wait_ms = 0
-
 [outbox]
 grace_ms = 1000
 interval_ms = 100

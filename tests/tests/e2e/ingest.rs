@@ -340,3 +340,60 @@ async fn operations_endpoints_answer() {
     }
     app.cleanup().await;
 }
+
+/// The value of a counter in a `/metrics` text (0 when absent).
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// With at most one event awaiting its confirm (`ingest.publish_in_flight = 1`), bursts of
+/// notifications overflow: the events that find no room are left to the outbox relay. Every
+/// notification answered 200 still reaches the consumer, each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_beyond_publish_in_flight_are_published_by_the_relay() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        storehook_tests::AMQP_URL,
+        "[ingest]\npublish_in_flight = 1\n",
+    )
+    .await;
+    let mut consumer =
+        Consumer::bind(storehook_tests::AMQP_URL, &app.fixture.exchange(), &["#"]).await;
+    let mut sent = 0;
+    let mut left_to_relay = 0;
+    // Bursts until one overflows (the first almost always does).
+    for round in 0..20 {
+        let responses = futures_util::future::join_all((0..32).map(|i| {
+            let invoice = format!("{}", 60_000 + round * 100 + i);
+            app.post_rustore(rustore_envelope(
+                &RUSTORE_KEY,
+                &format!("burst-{invoice}"),
+                &rustore_invoice(&invoice, "CONFIRMED", false),
+            ))
+        }))
+        .await;
+        assert!(responses.iter().all(|r| r.status() == 200));
+        sent += responses.len();
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        left_to_relay = counter(&metrics, "storehook_events_left_to_relay_total");
+        if left_to_relay > 0 {
+            break;
+        }
+    }
+    assert!(left_to_relay > 0, "no burst overflowed publish_in_flight");
+    let deliveries = consumer.take(sent, WAIT).await;
+    let ids: BTreeSet<String> = deliveries
+        .iter()
+        .filter_map(|d| d.properties.message_id().as_ref().map(|id| id.to_string()))
+        .collect();
+    assert_eq!(
+        deliveries.len(),
+        sent,
+        "every event answered 200 is published"
+    );
+    assert_eq!(ids.len(), sent, "each event once");
+    app.cleanup().await;
+}
