@@ -157,7 +157,8 @@ fn decrypts_the_documented_rustore_vector() {
     assert_eq!(verified.notification_id(), "12345");
     assert_eq!(verified.notification_type(), Some("INVOICE_STATUS_SANDBOX"));
     assert_eq!(verified.decrypted_with(), KeySlot::Current);
-    assert!(verified.payload()["data"].is_string(), "payload is as sent");
+    let payload: serde_json::Value = serde_json::from_str(verified.payload()).expect("JSON");
+    assert!(payload["data"].is_string(), "payload is as sent");
 
     let events = RuStore::normalize(verified, &ctx("src_1")).expect("maps");
     let [event] = events.as_slice() else {
@@ -172,7 +173,7 @@ fn decrypts_the_documented_rustore_vector() {
         "rustore:src_1:12345:transaction.succeeded"
     );
     assert_eq!(event.id.to_string(), "362f037f-3e52-5766-af9d-a77d852c7771");
-    assert_eq!(event.store_data.raw["data"]["invoice_id"], "123");
+    assert_eq!(event.store_data.raw.to_value()["data"]["invoice_id"], "123");
 }
 
 #[test]
@@ -313,6 +314,63 @@ fn rustore_notification_without_type_or_data_becomes_unrecognized() {
             "{payload}"
         );
         assert_eq!(events[0].entitlement, Entitlement::None);
+    }
+}
+
+/// `store_data.raw` as a JSON tree should read it: the payload, with a `data` string that holds a
+/// JSON object or array replaced by what it holds. Every number is read from the text that was
+/// sent, once, as the raw is (serde_json's float parsing does not always give back the float that
+/// was written).
+fn expected_raw(payload: &Value) -> Value {
+    let mut raw: Value = serde_json::from_str(&payload.to_string()).expect("JSON");
+    if let Some(data) = raw.get_mut("data")
+        && let Some(text) = data.as_str()
+        && let Ok(parsed) = serde_json::from_str::<Value>(text)
+        && (parsed.is_object() || parsed.is_array())
+    {
+        *data = parsed;
+    }
+    raw
+}
+
+#[test]
+fn rustore_raw_is_the_payload_as_sent_with_data_unwrapped() {
+    let cases = [
+        // A repeated name keeps its last value, as a JSON tree has it; escapes in names and
+        // values, whitespace and number spellings survive.
+        (
+            r#"{ "notification_type" : "TEST_EVENT", "app_id": 1, "app_id": 2.50,
+                 "d\u0061ta": { "b" : [1, 2], "a": "\u00e9\n" } }"#,
+            json!({"notification_type": "TEST_EVENT", "app_id": 2.5,
+                   "data": {"a": "é\n", "b": [1, 2]}}),
+        ),
+        // A string holding an array is unwrapped; one holding a number stays a string.
+        (
+            r#"{"notification_type": "SOMETHING_NEW", "data": "[1, {\"x\": null}]"}"#,
+            json!({"notification_type": "SOMETHING_NEW", "data": [1, {"x": null}]}),
+        ),
+        (
+            r#"{"notification_type": "TEST_EVENT", "data": "42"}"#,
+            json!({"notification_type": "TEST_EVENT", "data": "42"}),
+        ),
+        // A string holding an object with a repeated name: the last value, as for the payload.
+        (
+            r#"{"notification_type": "INVOICE_STATUS", "data": "{\"status_new\": \"PAID\", \"status_new\": \"CONFIRMED\"}"}"#,
+            json!({"notification_type": "INVOICE_STATUS", "data": {"status_new": "CONFIRMED"}}),
+        ),
+    ];
+    for (payload, expected) in cases {
+        let body = envelope("7", &seal(0, [7; 12], payload.as_bytes()));
+        let verified = RuStore::verify(&config(None), &body).expect("authentic");
+        assert_eq!(verified.payload(), payload, "the decrypted text, as sent");
+        let events = RuStore::normalize(verified, &ctx("src")).expect("maps");
+        let raw = &events[0].store_data.raw;
+        assert_eq!(raw.to_value(), expected, "{payload}");
+        assert_eq!(
+            serde_json::to_value(&events[0]).expect("serializes")["store_data"]["raw"],
+            expected,
+            "the event's JSON carries the same"
+        );
     }
 }
 
@@ -462,7 +520,10 @@ proptest! {
         prop_assert!(verified.is_ok(), "authentic JSON object payloads verify: {:?}", verified.err());
         if let Ok(verified) = verified {
             match RuStore::normalize(verified, &ctx("src")) {
-                Ok(events) => prop_assert_eq!(events.len(), 1),
+                Ok(events) => {
+                    prop_assert_eq!(events.len(), 1);
+                    prop_assert_eq!(events[0].store_data.raw.to_value(), expected_raw(&payload));
+                }
                 Err(error) => prop_assert_eq!(error.category, ErrorCategory::Malformed),
             }
         }

@@ -11,13 +11,15 @@
 //! ## Layout
 //! - [`Event`]: the envelope every consumer sees, with [`event_id`] deriving its id.
 //! - [`EventType`], [`Store`], [`Environment`], [`Entitlement`]: closed vocabularies.
-//! - [`Customer`], [`Product`], [`Transaction`], [`Subscription`], [`StoreData`]: the parts.
+//! - [`Customer`], [`Product`], [`Transaction`], [`Subscription`], [`StoreData`]: the parts, with
+//!   [`RawJson`] carrying the store's original notification as JSON text.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// The JSON Schema of [`Event`], as published at `schema/event.v1.json`.
@@ -185,7 +187,49 @@ pub struct StoreData {
     pub status: Option<String>,
     /// The decoded original: RuStore's decrypted payload (with `data` parsed when it was a JSON
     /// string), or every IPN field decoded with its charset, as a JSON object of strings.
-    pub raw: serde_json::Value,
+    pub raw: RawJson,
+}
+
+/// A JSON document kept as its text, written into the event as it is.
+///
+/// `store_data.raw` is carried, not read, by storehook: keeping it as text spares building a tree
+/// of it for every notification and serializing that tree again. Equality compares the text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// Wraps JSON text, checking that it is JSON.
+    pub fn from_text(text: String) -> Result<RawJson, serde_json::Error> {
+        RawValue::from_string(text).map(RawJson)
+    }
+
+    /// Serializes `value` as the raw JSON.
+    pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Result<RawJson, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(RawJson)
+    }
+
+    /// The JSON `null`.
+    pub fn null() -> RawJson {
+        RawJson(RawValue::NULL.to_owned())
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as a JSON tree, for readers that look inside it.
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text is JSON by construction (every constructor checks it or wrote it).
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 /// The schema version marker; serializes as the string `"1"` and accepts nothing else.
@@ -385,5 +429,31 @@ mod tests {
     fn schema_version_rejects_other_versions() {
         assert!(serde_json::from_str::<SchemaVersion>("\"1\"").is_ok());
         assert!(serde_json::from_str::<SchemaVersion>("\"2\"").is_err());
+    }
+
+    #[test]
+    fn raw_json_is_written_as_its_text_and_read_back_equal() {
+        let text = r#"{"b": [1, 2.50], "a": "\u00e9"}"#;
+        let raw = RawJson::from_text(text.to_owned()).expect("JSON");
+        assert_eq!(raw.get(), text);
+        assert_eq!(raw.to_value(), serde_json::json!({"a": "é", "b": [1, 2.5]}));
+        let data = StoreData {
+            notification_id: None,
+            notification_type: None,
+            status: None,
+            raw,
+        };
+        let written = serde_json::to_string(&data).expect("serializes");
+        assert!(
+            written.ends_with(&format!(r#""raw":{text}}}"#)),
+            "{written}"
+        );
+        assert_eq!(serde_json::from_str::<StoreData>(&written).ok(), Some(data));
+        assert!(RawJson::from_text("{".to_owned()).is_err());
+        assert_eq!(
+            RawJson::to_raw(&["x"]).map(|raw| raw.get().to_owned()).ok(),
+            Some(r#"["x"]"#.to_owned())
+        );
+        assert_eq!(RawJson::null().get(), "null");
     }
 }

@@ -14,25 +14,17 @@
 //! 5. No known status: Autodesk's free and trial types still say what happened; anything else is
 //!    `store.unrecognized`.
 
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer};
 use storehook_schema::{
-    Customer, Entitlement, Environment, EventType, Product, SchemaVersion, StoreData, Subscription,
-    SubscriptionPeriod, SubscriptionStatus, Transaction, event_id,
+    Customer, Entitlement, Environment, EventType, Product, RawJson, SchemaVersion, StoreData,
+    Subscription, SubscriptionPeriod, SubscriptionStatus, Transaction, event_id,
 };
 
 use super::wire::{Form, Ipn, PaymentStatus, TxnType};
 use super::{date, money};
 use crate::{Context, Event, Store};
 
-pub(super) fn event(form: Form, ctx: &Context<'_>) -> Event {
-    let mut event = event_from(&form, ctx);
-    // The fields move into `raw` rather than being copied, so this comes last.
-    event.store_data.raw = raw(form);
-    event
-}
-
-/// The event with `store_data.raw` still null.
-fn event_from(form: &Form, ctx: &Context<'_>) -> Event {
+pub(super) fn event(form: &Form, ctx: &Context<'_>) -> Event {
     let ipn = &Ipn::read(form);
     let txn_type = TxnType::parse(ipn.txn_type);
     let status = PaymentStatus::parse(ipn.payment_status);
@@ -62,7 +54,7 @@ fn event_from(form: &Form, ctx: &Context<'_>) -> Event {
             notification_id: ipn.ipn_track_id.map(str::to_owned),
             notification_type: ipn.txn_type.map(str::to_owned),
             status: ipn.payment_status.map(str::to_owned),
-            raw: Value::Null,
+            raw: raw(form),
         },
     }
 }
@@ -219,7 +211,7 @@ fn idempotency_key(source: &str, form: &Form, ipn: &Ipn<'_>, event_type: EventTy
             push_escaped(&mut key, part.unwrap_or(""));
         }
     } else {
-        let mut fields: Vec<&(String, String)> = form.fields().iter().collect();
+        let mut fields: Vec<(&str, &str)> = form.fields().collect();
         fields.sort();
         let canonical = serde_json::to_string(&fields).unwrap_or_default();
         key.push_str(":form:");
@@ -380,11 +372,14 @@ fn billing_period(text: &str) -> Option<String> {
     (count > 0 && matches!(unit, 'D' | 'W' | 'M' | 'Y')).then(|| format!("P{count}{unit}"))
 }
 
-/// Every decoded field, as sent (untrimmed), as a JSON object of strings.
-fn raw(form: Form) -> Value {
-    Value::Object(
-        form.into_fields_by_name()
-            .map(|(name, value)| (name, Value::String(value)))
-            .collect::<Map<String, Value>>(),
-    )
+/// Every decoded field, as sent (untrimmed), as a JSON object of strings, in name order.
+fn raw(form: &Form) -> RawJson {
+    struct ByName<'a>(&'a Form);
+    impl Serialize for ByName<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.fields_by_name())
+        }
+    }
+    // Writing strings into a string cannot fail.
+    RawJson::to_raw(&ByName(form)).unwrap_or_else(|_| RawJson::null())
 }

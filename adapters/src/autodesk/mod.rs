@@ -47,8 +47,8 @@
 //! - `customer.email`: `buyer_adsk_account`, else `purchase_adsk_account` (the Autodesk account that
 //!   gets the app), else `payer_email`.
 //! - `product.id`: `appId`, else `item_number`, else `item_number1` (carts).
-//! - `store_data.raw`: every field as decoded, values untrimmed; a field given twice keeps its first
-//!   value, as everywhere else.
+//! - `store_data.raw`: every field as decoded, values untrimmed, in name order; a field given twice
+//!   keeps its first value, as everywhere else.
 //!
 //! [`ErrorCategory::Malformed`]: crate::ErrorCategory::Malformed
 //! [`ErrorCategory::Unauthenticated`]: crate::ErrorCategory::Unauthenticated
@@ -95,7 +95,7 @@ pub struct Verified {
 
 impl Verified {
     /// Every decoded field in body order (a repeated name keeps its first value).
-    pub fn fields(&self) -> &[(String, String)] {
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
         self.form.fields()
     }
 
@@ -129,6 +129,6 @@ impl StoreAdapter for Autodesk {
     }
 
     fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Vec<Event>, AdapterError> {
-        Ok(vec![map::event(verified.form, ctx)])
+        Ok(vec![map::event(&verified.form, ctx)])
     }
 }

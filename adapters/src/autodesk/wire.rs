@@ -5,20 +5,21 @@
 //! (windows-1252 when absent). So the body is split and percent-decoded as bytes first, and only
 //! then turned into text.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
-/// A name or value after percent decoding, borrowed from the body when there was nothing to decode.
-type Bytes<'a> = Cow<'a, [u8]>;
-
 /// Every field of the form, decoded. A name given twice keeps its first value everywhere
 /// (allow-lists, mapping and `raw`), so what is checked is what is used.
+///
+/// The decoded names and values sit one after another in one string, so that decoding a form of
+/// forty fields makes a handful of allocations rather than eighty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Form {
-    /// In body order, each name once.
-    fields: Vec<(String, String)>,
+    /// Every decoded name and value, back to back.
+    text: String,
+    /// In body order, each name once: where its name and its value are in `text`.
+    fields: Vec<(Range<usize>, Range<usize>)>,
     /// Positions in `fields`, in name order: the order of `store_data.raw`, found once while
     /// looking for repeated names.
     by_name: Vec<usize>,
@@ -36,37 +37,46 @@ impl Form {
         let ascii = std::str::from_utf8(body)
             .ok()
             .filter(|text| text.is_ascii() && encoding.is_ascii_compatible());
-        let text = |span: &Span| match ascii.and_then(|text| text.get(span.range.clone())) {
-            Some(text) if !span.escaped => text.to_owned(),
-            _ => decode_text(span.decode(body), encoding),
+        let mut text = String::with_capacity(body.len());
+        let mut scratch = Vec::new();
+        let mut push = |text: &mut String, span: &Span| {
+            let start = text.len();
+            match ascii.and_then(|ascii| ascii.get(span.range.clone())) {
+                Some(piece) if !span.escaped => text.push_str(piece),
+                _ => decode_text(text, span.decode(body, &mut scratch), encoding),
+            }
+            start..text.len()
         };
         let fields = pairs
             .iter()
-            .map(|(name, value)| (text(name), text(value)))
+            .map(|(name, value)| (push(&mut text, name), push(&mut text, value)))
             .collect();
-        Form::first_of_each_name(fields)
+        Form::first_of_each_name(text, fields)
     }
 
     /// Keeps the first field of each name, in O(n log n) however many fields a body has: sorting
     /// the positions by name, then position, puts each name's first position at the head of its
     /// run. Names are compared after decoding: two spellings of a name in the body are one name.
-    fn first_of_each_name(mut fields: Vec<(String, String)>) -> Form {
+    fn first_of_each_name(text: String, mut fields: Vec<(Range<usize>, Range<usize>)>) -> Form {
+        let name = |position: usize| {
+            fields
+                .get(position)
+                .map_or("", |(name, _)| &text[name.clone()])
+        };
         // Most names differ in their first eight bytes, so the positions are sorted by those as
         // one integer (a cheap sort of integer pairs), and only the runs that share them
         // (`payment_date`, `payment_gross`, …) are then sorted by the whole name.
-        let mut keyed: Vec<(u64, usize)> = fields
-            .iter()
-            .enumerate()
-            .map(|(position, (name, _))| (prefix_key(name), position))
+        let mut keyed: Vec<(u64, usize)> = (0..fields.len())
+            .map(|position| (prefix_key(name(position)), position))
             .collect();
         keyed.sort_unstable();
         for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
             if run.len() > 1 {
-                run.sort_unstable_by(|a, b| fields[a.1].0.cmp(&fields[b.1].0).then(a.1.cmp(&b.1)));
+                run.sort_unstable_by(|a, b| name(a.1).cmp(name(b.1)).then(a.1.cmp(&b.1)));
             }
         }
         let mut by_name: Vec<usize> = keyed.into_iter().map(|(_, position)| position).collect();
-        by_name.dedup_by(|later, first| fields[*later].0 == fields[*first].0);
+        by_name.dedup_by(|later, first| name(*later) == name(*first));
         if by_name.len() < fields.len() {
             let mut keep = vec![false; fields.len()];
             for &position in &by_name {
@@ -85,31 +95,37 @@ impl Form {
             let mut keep = keep.into_iter();
             fields.retain(|_| keep.next().unwrap_or(true));
         }
-        Form { fields, by_name }
+        Form {
+            text,
+            fields,
+            by_name,
+        }
+    }
+
+    /// One field's name and value.
+    fn field(&self, (name, value): &(Range<usize>, Range<usize>)) -> (&str, &str) {
+        let piece = |range: &Range<usize>| self.text.get(range.clone()).unwrap_or_default();
+        (piece(name), piece(value))
     }
 
     /// Every field, in body order.
-    pub(super) fn fields(&self) -> &[(String, String)] {
-        &self.fields
+    pub(super) fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.fields.iter().map(|field| self.field(field))
     }
 
-    /// Every field, in name order, handed over (for `store_data.raw`, without copying them).
-    pub(super) fn into_fields_by_name(self) -> impl Iterator<Item = (String, String)> {
-        let Form {
-            mut fields,
-            by_name,
-        } = self;
-        by_name
-            .into_iter()
-            .filter_map(move |position| fields.get_mut(position).map(std::mem::take))
+    /// Every field, in name order (the order of `store_data.raw`).
+    pub(super) fn fields_by_name(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_name
+            .iter()
+            .filter_map(|&position| self.fields.get(position))
+            .map(|field| self.field(field))
     }
 
     /// A field's value, trimmed; `None` when absent, empty or blank (PayPal sends `payment_fee=`
     /// for non-USD payments, meaning "not applicable").
     pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field == name)
+        self.fields()
+            .find(|(field, _)| *field == name)
             .and_then(|(_, value)| present(value))
     }
 }
@@ -140,13 +156,16 @@ struct Span {
 impl Span {
     /// The bytes it stands for: `+` is a space and `%XX` a byte (either case of hex); a `%` not
     /// followed by two hex digits is kept as it is, since PayPal and Autodesk have both sent
-    /// unescaped characters. Borrowed from the body when there is nothing to decode.
-    fn decode<'a>(&self, body: &'a [u8]) -> Bytes<'a> {
+    /// unescaped characters. Borrowed from the body when there is nothing to decode, else decoded
+    /// into `scratch`.
+    fn decode<'a>(&self, body: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
         let raw = body.get(self.range.clone()).unwrap_or_default();
         if self.escaped {
-            Cow::Owned(percent_decode(raw))
+            scratch.clear();
+            percent_decode(raw, scratch);
+            scratch
         } else {
-            Cow::Borrowed(raw)
+            raw
         }
     }
 }
@@ -200,21 +219,24 @@ fn pairs(body: &[u8]) -> Vec<(Span, Span)> {
 fn charset(body: &[u8], pairs: &[(Span, Span)]) -> &'static Encoding {
     // A name without escapes is itself, so only one of the right length can be `charset`.
     let may_be_charset = |name: &Span| name.escaped || name.range.len() == b"charset".len();
-    pairs
+    let mut scratch = Vec::new();
+    let label = pairs
         .iter()
-        .find(|(name, _)| may_be_charset(name) && *name.decode(body) == *b"charset")
-        .and_then(|(_, label)| Encoding::for_label(&label.decode(body)))
+        .find(|(name, _)| may_be_charset(name) && name.decode(body, &mut scratch) == b"charset")
+        .map(|(_, label)| label);
+    label
+        .and_then(|label| Encoding::for_label(label.decode(body, &mut scratch)))
         .map_or(WINDOWS_1252, Encoding::output_encoding)
 }
 
 /// Decodes `+` and `%XX` (see [`Span::decode`]).
-fn percent_decode(input: &[u8]) -> Vec<u8> {
+fn percent_decode(input: &[u8], out: &mut Vec<u8>) {
     fn hex(b: u8) -> Option<u8> {
         char::from(b)
             .to_digit(16)
             .and_then(|d| u8::try_from(d).ok())
     }
-    let mut out = Vec::with_capacity(input.len());
+    out.reserve(input.len());
     let mut i = 0;
     while let Some(&b) = input.get(i) {
         match b {
@@ -233,25 +255,22 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
         }
         i += 1;
     }
-    out
 }
 
 /// Bytes to text in the declared charset, correcting the one lie seen in practice: Autodesk's
 /// emulator sent UTF-8 under `charset=windows-1252`. Non-ASCII windows-1252 text is almost never
 /// valid UTF-8 (`J\xF6rg` is not), so valid non-ASCII UTF-8 under a windows-1252 label is read as
 /// UTF-8; and a value that is not valid UTF-8 under a UTF-8 label is read as windows-1252 rather
-/// than losing its bytes to U+FFFD. ASCII reads the same under both labels.
-fn decode_text(bytes: Bytes<'_>, encoding: &'static Encoding) -> String {
+/// than losing its bytes to U+FFFD. ASCII reads the same under both labels. The text is appended
+/// to `out`.
+fn decode_text(out: &mut String, bytes: &[u8], encoding: &'static Encoding) {
     if encoding != WINDOWS_1252 && encoding != UTF_8 {
-        return encoding.decode_without_bom_handling(&bytes).0.into_owned();
+        out.push_str(&encoding.decode_without_bom_handling(bytes).0);
+        return;
     }
-    // Percent decoding already made a buffer for most non-ASCII text: it becomes the string.
-    match String::from_utf8(bytes.into_owned()) {
-        Ok(text) => text,
-        Err(e) => WINDOWS_1252
-            .decode_without_bom_handling(e.as_bytes())
-            .0
-            .into_owned(),
+    match std::str::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&WINDOWS_1252.decode_without_bom_handling(bytes).0),
     }
 }
 
@@ -418,7 +437,7 @@ impl<'a> Ipn<'a> {
     pub(super) fn read(form: &'a Form) -> Ipn<'a> {
         let mut ipn = Ipn::default();
         for (name, value) in form.fields() {
-            let slot = match name.as_str() {
+            let slot = match name {
                 "txn_type" => &mut ipn.txn_type,
                 "payment_status" => &mut ipn.payment_status,
                 "txn_id" => &mut ipn.txn_id,

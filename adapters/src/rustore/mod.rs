@@ -26,6 +26,8 @@
 //!   envelope `timestamp`, else the time of receipt; converted to UTC.
 //! - `store_data.raw`: the decrypted payload as RuStore sent it, except that a `data` string holding
 //!   a JSON object or array is replaced by that parsed value, so consumers need not parse twice.
+//!   The payload's members (and those of such a `data` object) come in name order, a repeated name
+//!   keeping its last value; every other value is copied as its JSON text, whitespace included.
 //!
 //! [`ErrorCategory::Malformed`]: crate::ErrorCategory::Malformed
 //! [`ErrorCategory::Unauthenticated`]: crate::ErrorCategory::Unauthenticated
@@ -174,7 +176,8 @@ pub struct Verified {
     notification_id: String,
     timestamp: Option<String>,
     notification_type: Option<String>,
-    payload: serde_json::Value,
+    payload: String,
+    members: wire::OwnedMembers,
     decrypted_with: KeySlot,
 }
 
@@ -190,7 +193,7 @@ impl Verified {
     }
 
     /// The decrypted payload as sent (`data` not yet parsed): always a JSON object.
-    pub fn payload(&self) -> &serde_json::Value {
+    pub fn payload(&self) -> &str {
         &self.payload
     }
 
