@@ -12,11 +12,12 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 /// Every field of the form, decoded. A name given twice keeps its first value everywhere
 /// (allow-lists, mapping and `raw`), so what is checked is what is used.
 ///
-/// The decoded names and values sit one after another in one string, so that decoding a form of
-/// forty fields makes a handful of allocations rather than eighty.
+/// The decoded names and values sit in one string, so that decoding a form of forty fields makes a
+/// handful of allocations rather than eighty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Form {
-    /// Every decoded name and value, back to back.
+    /// Every decoded name and value: an ASCII body as it is, followed by the pieces that needed
+    /// decoding.
     text: String,
     /// In body order, each name once: where its name and its value are in `text`.
     fields: Vec<(Range<usize>, Range<usize>)>,
@@ -37,15 +38,18 @@ impl Form {
         let ascii = std::str::from_utf8(body)
             .ok()
             .filter(|text| text.is_ascii() && encoding.is_ascii_compatible());
-        let mut text = String::with_capacity(body.len());
+        // An ASCII body is copied once, whole: a piece without escapes is then where it was in
+        // the body, and only decoded pieces are appended after it.
+        let mut text = String::with_capacity(body.len().saturating_add(body.len() / 4));
+        text.push_str(ascii.unwrap_or_default());
         let mut scratch = Vec::new();
-        let mut push = |text: &mut String, span: &Span| {
-            let start = text.len();
-            match ascii.and_then(|ascii| ascii.get(span.range.clone())) {
-                Some(piece) if !span.escaped => text.push_str(piece),
-                _ => decode_text(text, span.decode(body, &mut scratch), encoding),
+        let mut push = |text: &mut String, span: &Span| match ascii {
+            Some(_) if !span.escaped => span.range.clone(),
+            _ => {
+                let start = text.len();
+                decode_text(text, span.decode(body, &mut scratch), encoding);
+                start..text.len()
             }
-            start..text.len()
         };
         let fields = pairs
             .iter()
