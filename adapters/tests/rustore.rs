@@ -337,10 +337,10 @@ fn expected_raw(payload: &Value) -> Value {
 fn rustore_raw_is_the_payload_as_sent_with_data_unwrapped() {
     let cases = [
         // A repeated name keeps its last value, as a JSON tree has it; escapes in names and
-        // values, whitespace and number spellings survive.
+        // values and number spellings survive, line breaks between tokens do not.
         (
-            r#"{ "notification_type" : "TEST_EVENT", "app_id": 1, "app_id": 2.50,
-                 "d\u0061ta": { "b" : [1, 2], "a": "\u00e9\n" } }"#,
+            "{ \"notification_type\" : \"TEST_EVENT\", \"app_id\": 1, \"app_id\": 2.50,\r\n \
+             \"d\\u0061ta\": {\n\t\"b\" : [1,\r\n 2], \"a\": \"\\u00e9\\n\" } }",
             json!({"notification_type": "TEST_EVENT", "app_id": 2.5,
                    "data": {"a": "é\n", "b": [1, 2]}}),
         ),
@@ -366,6 +366,7 @@ fn rustore_raw_is_the_payload_as_sent_with_data_unwrapped() {
         let events = RuStore::normalize(verified, &ctx("src")).expect("maps");
         let raw = &events[0].store_data.raw;
         assert_eq!(raw.to_value(), expected, "{payload}");
+        assert!(!raw.get().contains(['\n', '\r']), "one line: {}", raw.get());
         assert_eq!(
             serde_json::to_value(&events[0]).expect("serializes")["store_data"]["raw"],
             expected,

@@ -2,6 +2,8 @@
 //! and mapping"). Each wire vocabulary is a closed enum ending in `Unknown`, and every mapping is an
 //! exhaustive `match`, so a new RuStore value is a compile-time to-do, not a silent default.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -397,8 +399,9 @@ fn raw(members: &OwnedMembers, data: &Data<'_>) -> RawJson {
     impl Serialize for Member<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             match self {
-                Member::Sent(value) => value.serialize(serializer),
-                Member::Object(members) => serializer.collect_map(members.iter()),
+                Member::Sent(value) => one_line(value).serialize(serializer),
+                Member::Object(members) => serializer
+                    .collect_map(members.iter().map(|(name, value)| (name, one_line(value)))),
             }
         }
     }
@@ -422,6 +425,18 @@ fn raw(members: &OwnedMembers, data: &Data<'_>) -> RawJson {
     };
     // Writing JSON texts as they are into a string cannot fail.
     RawJson::to_raw(&Raw { members, data }).unwrap_or_else(|_| RawJson::null())
+}
+
+/// A value's JSON text without line breaks, so that an event stays one line of JSON (as
+/// `storehook normalize` prints it). JSON text holds line breaks only as whitespace between tokens,
+/// never inside a string, so dropping them changes nothing else.
+fn one_line(value: &RawValue) -> Cow<'_, RawValue> {
+    let text = value.get();
+    if !text.contains(['\n', '\r']) {
+        return Cow::Borrowed(value);
+    }
+    let text: String = text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
+    RawValue::from_string(text).map_or(Cow::Borrowed(value), Cow::Owned)
 }
 
 /// Reads `data` of a payment or subscription notification. Absent `data` reads as all fields
