@@ -266,7 +266,7 @@ pub(super) fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Event, 
         notification_id,
         timestamp,
         notification_type,
-        payload: _,
+        payload,
         members,
         decrypted_with: _,
     } = verified;
@@ -275,7 +275,12 @@ pub(super) fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Event, 
     let sent = members.field("data");
     let unescaped = unescape(kind, sent)?;
     let data = read_data(kind, sent, unescaped.as_deref())?;
-    let raw = raw(&members, &data);
+    // JSON text holds line breaks only as whitespace between tokens, never inside a string.
+    let has_line_breaks = [Some(payload.as_str()), unescaped.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|text| memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some());
+    let raw = raw(&members, &data, has_line_breaks);
     let mapped = match kind {
         Kind::InvoiceStatus => payment(data_as(kind, &data, InvoiceStatus::read)?),
         Kind::SubscriptionEvent => subscription(data_as(kind, &data, SubscriptionEvent::read)?),
@@ -389,32 +394,53 @@ fn read_data<'a>(
 }
 
 /// `store_data.raw`: the payload's members in name order, `data` unwrapped when it was a string
-/// holding a JSON object or array.
-fn raw(members: &OwnedMembers, data: &Data<'_>) -> RawJson {
+/// holding a JSON object or array. Line breaks between tokens, when the texts have any, are
+/// dropped, so that an event stays one line of JSON (as `storehook normalize` prints it).
+fn raw(members: &OwnedMembers, data: &Data<'_>, has_line_breaks: bool) -> RawJson {
     /// A member's value: as sent, or the members of an unwrapped `data`.
+    #[derive(Clone, Copy)]
     enum Member<'a> {
         Sent(&'a RawValue),
         Object(&'a Members<'a>),
     }
-    impl Serialize for Member<'_> {
+    struct MemberValue<'a> {
+        member: Member<'a>,
+        has_line_breaks: bool,
+    }
+    impl Serialize for MemberValue<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            match self {
-                Member::Sent(value) => one_line(value).serialize(serializer),
-                Member::Object(members) => serializer
-                    .collect_map(members.iter().map(|(name, value)| (name, one_line(value)))),
+            let text = |value| match self.has_line_breaks {
+                true => one_line(value),
+                false => Cow::Borrowed(value),
+            };
+            match self.member {
+                Member::Sent(value) => text(value).serialize(serializer),
+                Member::Object(members) => {
+                    serializer.collect_map(members.iter().map(|(name, value)| (name, text(value))))
+                }
             }
         }
     }
     struct Raw<'a> {
         members: &'a OwnedMembers,
         data: Option<Member<'a>>,
+        has_line_breaks: bool,
     }
     impl Serialize for Raw<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(self.members.iter().map(|(name, value)| match &self.data {
-                Some(Member::Sent(data)) if name == "data" => (name, Member::Sent(data)),
-                Some(Member::Object(data)) if name == "data" => (name, Member::Object(data)),
-                _ => (name, Member::Sent(value)),
+            serializer.collect_map(self.members.iter().map(|(name, value)| {
+                let member = match self.data {
+                    Some(data) if name == "data" => data,
+                    _ => Member::Sent(value),
+                };
+                let has_line_breaks = self.has_line_breaks;
+                (
+                    name,
+                    MemberValue {
+                        member,
+                        has_line_breaks,
+                    },
+                )
             }))
         }
     }
@@ -423,16 +449,20 @@ fn raw(members: &OwnedMembers, data: &Data<'_>) -> RawJson {
         Data::Array(data) => Some(Member::Sent(data)),
         Data::Absent | Data::Sent(_) | Data::Held => None,
     };
+    let raw = Raw {
+        members,
+        data,
+        has_line_breaks,
+    };
     // Writing JSON texts as they are into a string cannot fail.
-    RawJson::to_raw(&Raw { members, data }).unwrap_or_else(|_| RawJson::null())
+    RawJson::to_raw(&raw).unwrap_or_else(|_| RawJson::null())
 }
 
-/// A value's JSON text without line breaks, so that an event stays one line of JSON (as
-/// `storehook normalize` prints it). JSON text holds line breaks only as whitespace between tokens,
-/// never inside a string, so dropping them changes nothing else.
+/// A value's JSON text without line breaks. JSON text holds line breaks only as whitespace between
+/// tokens, never inside a string, so dropping them changes nothing else.
 fn one_line(value: &RawValue) -> Cow<'_, RawValue> {
     let text = value.get();
-    if !text.contains(['\n', '\r']) {
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() {
         return Cow::Borrowed(value);
     }
     let text: String = text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
