@@ -366,7 +366,11 @@ fn rustore_raw_is_the_payload_as_sent_with_data_unwrapped() {
         let events = RuStore::normalize(verified, &ctx("src")).expect("maps");
         let raw = &events[0].store_data.raw;
         assert_eq!(raw.to_value(), expected, "{payload}");
-        assert!(!raw.get().contains(['\n', '\r']), "one line: {}", raw.get());
+        assert!(
+            !raw.json().contains(['\n', '\r']),
+            "one line: {}",
+            raw.json()
+        );
         assert_eq!(
             serde_json::to_value(&events[0]).expect("serializes")["store_data"]["raw"],
             expected,

@@ -14,7 +14,9 @@
 //! - [`Customer`], [`Product`], [`Transaction`], [`Subscription`], [`StoreData`]: the parts, with
 //!   [`RawJson`] carrying the store's original notification as JSON text.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -190,45 +192,96 @@ pub struct StoreData {
     pub raw: RawJson,
 }
 
-/// A JSON document kept as its text, written into the event as it is.
+/// The store's original notification as it travels in the event: JSON written as it is.
 ///
-/// `store_data.raw` is carried, not read, by storehook: keeping it as text spares building a tree
-/// of it for every notification and serializing that tree again. Equality compares the text.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RawJson(Box<RawValue>);
+/// `store_data.raw` is carried, not read, by storehook, so no JSON tree is built of it: it is kept
+/// either as JSON text (RuStore's decrypted payload, or any event read back) or, for a form such
+/// as an IPN, as its decoded names and values in one string, written as a JSON object of strings
+/// when the event is written. Equality compares the JSON written.
+#[derive(Debug, Clone)]
+pub struct RawJson(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// JSON text.
+    Text(Box<RawValue>),
+    /// A JSON object of strings: where each member's name and value are in `text`, in order.
+    Strings {
+        text: String,
+        members: Vec<(Range<usize>, Range<usize>)>,
+    },
+}
 
 impl RawJson {
     /// Wraps JSON text, checking that it is JSON.
     pub fn from_text(text: String) -> Result<RawJson, serde_json::Error> {
-        RawValue::from_string(text).map(RawJson)
+        RawValue::from_string(text).map(|raw| RawJson(Repr::Text(raw)))
     }
 
     /// Serializes `value` as the raw JSON.
     pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Result<RawJson, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(RawJson)
+        serde_json::value::to_raw_value(value).map(|raw| RawJson(Repr::Text(raw)))
+    }
+
+    /// A JSON object of strings whose names and values are pieces of `text`, written in the order
+    /// given. `None` when a range is not a piece of `text` (out of bounds or inside a character).
+    pub fn string_object(
+        text: String,
+        members: Vec<(Range<usize>, Range<usize>)>,
+    ) -> Option<RawJson> {
+        let valid = members.iter().all(|(name, value)| {
+            text.get(name.clone()).is_some() && text.get(value.clone()).is_some()
+        });
+        valid.then_some(RawJson(Repr::Strings { text, members }))
     }
 
     /// The JSON `null`.
     pub fn null() -> RawJson {
-        RawJson(RawValue::NULL.to_owned())
+        RawJson(Repr::Text(RawValue::NULL.to_owned()))
     }
 
     /// The JSON text.
-    pub fn get(&self) -> &str {
-        self.0.get()
+    pub fn json(&self) -> Cow<'_, str> {
+        match &self.0 {
+            Repr::Text(raw) => Cow::Borrowed(raw.get()),
+            // Writing strings into a string cannot fail.
+            Repr::Strings { .. } => Cow::Owned(serde_json::to_string(self).unwrap_or_default()),
+        }
     }
 
     /// The document as a JSON tree, for readers that look inside it.
     pub fn to_value(&self) -> serde_json::Value {
         // The text is JSON by construction (every constructor checks it or wrote it).
-        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+        serde_json::from_str(&self.json()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Text(raw) => raw.serialize(serializer),
+            Repr::Strings { text, members } => {
+                // The ranges were checked when the value was made.
+                let piece = |range: &Range<usize>| text.get(range.clone()).unwrap_or_default();
+                serializer.collect_map(
+                    members
+                        .iter()
+                        .map(|(name, value)| (piece(name), piece(value))),
+                )
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(|raw| RawJson(Repr::Text(raw)))
     }
 }
 
 impl PartialEq for RawJson {
     fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
+        self.json() == other.json()
     }
 }
 
@@ -435,7 +488,7 @@ mod tests {
     fn raw_json_is_written_as_its_text_and_read_back_equal() {
         let text = r#"{"b": [1, 2.50], "a": "\u00e9"}"#;
         let raw = RawJson::from_text(text.to_owned()).expect("JSON");
-        assert_eq!(raw.get(), text);
+        assert_eq!(raw.json(), text);
         assert_eq!(raw.to_value(), serde_json::json!({"a": "é", "b": [1, 2.5]}));
         let data = StoreData {
             notification_id: None,
@@ -451,9 +504,37 @@ mod tests {
         assert_eq!(serde_json::from_str::<StoreData>(&written).ok(), Some(data));
         assert!(RawJson::from_text("{".to_owned()).is_err());
         assert_eq!(
-            RawJson::to_raw(&["x"]).map(|raw| raw.get().to_owned()).ok(),
+            RawJson::to_raw(&["x"])
+                .map(|raw| raw.json().into_owned())
+                .ok(),
             Some(r#"["x"]"#.to_owned())
         );
-        assert_eq!(RawJson::null().get(), "null");
+        assert_eq!(RawJson::null().json(), "null");
+    }
+
+    #[test]
+    fn raw_json_string_object_is_written_as_a_json_object_of_strings() {
+        let mut text = String::new();
+        let mut piece = |part: &str| {
+            let start = text.len();
+            text.push_str(part);
+            start..text.len()
+        };
+        let members = vec![
+            (piece("amount"), piece("\"é\"\n")),
+            (piece("txn_id"), piece("1")),
+        ];
+        let raw = RawJson::string_object(text.clone(), members).expect("pieces of the text");
+        assert_eq!(raw.json(), r#"{"amount":"\"é\"\n","txn_id":"1"}"#);
+        assert_eq!(
+            raw.to_value(),
+            serde_json::json!({"amount": "\"é\"\n", "txn_id": "1"})
+        );
+        let read: RawJson = serde_json::from_str(&serde_json::to_string(&raw).expect("writes"))
+            .expect("reads back");
+        assert_eq!(read, raw);
+        // Out of bounds, or inside the two bytes of `é`.
+        assert!(RawJson::string_object(text.clone(), vec![(0..6, 20..30)]).is_none());
+        assert!(RawJson::string_object(text, vec![(0..6, 7..8)]).is_none());
     }
 }

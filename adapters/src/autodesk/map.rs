@@ -14,7 +14,6 @@
 //! 5. No known status: Autodesk's free and trial types still say what happened; anything else is
 //!    `store.unrecognized`.
 
-use serde::{Serialize, Serializer};
 use storehook_schema::{
     Customer, Entitlement, Environment, EventType, Product, RawJson, SchemaVersion, StoreData,
     Subscription, SubscriptionPeriod, SubscriptionStatus, Transaction, event_id,
@@ -24,7 +23,15 @@ use super::wire::{Form, Ipn, PaymentStatus, TxnType};
 use super::{date, money};
 use crate::{Context, Event, Store};
 
-pub(super) fn event(form: &Form, ctx: &Context<'_>) -> Event {
+pub(super) fn event(form: Form, ctx: &Context<'_>) -> Event {
+    let mut event = event_from(&form, ctx);
+    // The decoded text moves into `raw` rather than being copied, so this comes last.
+    event.store_data.raw = form.into_raw();
+    event
+}
+
+/// The event with `store_data.raw` still null.
+fn event_from(form: &Form, ctx: &Context<'_>) -> Event {
     let ipn = &Ipn::read(form);
     let txn_type = TxnType::parse(ipn.txn_type);
     let status = PaymentStatus::parse(ipn.payment_status);
@@ -54,7 +61,7 @@ pub(super) fn event(form: &Form, ctx: &Context<'_>) -> Event {
             notification_id: ipn.ipn_track_id.map(str::to_owned),
             notification_type: ipn.txn_type.map(str::to_owned),
             status: ipn.payment_status.map(str::to_owned),
-            raw: raw(form),
+            raw: RawJson::null(),
         },
     }
 }
@@ -370,16 +377,4 @@ fn billing_period(text: &str) -> Option<String> {
     let count: u32 = count.parse().ok()?;
     let unit = unit.to_ascii_uppercase();
     (count > 0 && matches!(unit, 'D' | 'W' | 'M' | 'Y')).then(|| format!("P{count}{unit}"))
-}
-
-/// Every decoded field, as sent (untrimmed), as a JSON object of strings, in name order.
-fn raw(form: &Form) -> RawJson {
-    struct ByName<'a>(&'a Form);
-    impl Serialize for ByName<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(self.0.fields_by_name())
-        }
-    }
-    // Writing strings into a string cannot fail.
-    RawJson::to_raw(&ByName(form)).unwrap_or_else(|_| RawJson::null())
 }

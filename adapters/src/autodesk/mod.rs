@@ -129,6 +129,6 @@ impl StoreAdapter for Autodesk {
     }
 
     fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Vec<Event>, AdapterError> {
-        Ok(vec![map::event(&verified.form, ctx)])
+        Ok(vec![map::event(verified.form, ctx)])
     }
 }

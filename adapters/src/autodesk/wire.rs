@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+use storehook_schema::RawJson;
 
 /// Every field of the form, decoded. A name given twice keeps its first value everywhere
 /// (allow-lists, mapping and `raw`), so what is checked is what is used.
@@ -117,12 +118,16 @@ impl Form {
         self.fields.iter().map(|field| self.field(field))
     }
 
-    /// Every field, in name order (the order of `store_data.raw`).
-    pub(super) fn fields_by_name(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.by_name
+    /// Every decoded field, as sent (untrimmed), as a JSON object of strings in name order:
+    /// `store_data.raw`. The decoded text moves into it.
+    pub(super) fn into_raw(self) -> RawJson {
+        let members = self
+            .by_name
             .iter()
-            .filter_map(|&position| self.fields.get(position))
-            .map(|field| self.field(field))
+            .filter_map(|&position| self.fields.get(position).cloned())
+            .collect();
+        // The ranges are pieces of the text by construction.
+        RawJson::string_object(self.text, members).unwrap_or_else(RawJson::null)
     }
 
     /// A field's value, trimmed; `None` when absent, empty or blank (PayPal sends `payment_fee=`
