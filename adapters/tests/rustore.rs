@@ -157,8 +157,7 @@ fn decrypts_the_documented_rustore_vector() {
     assert_eq!(verified.notification_id(), "12345");
     assert_eq!(verified.notification_type(), Some("INVOICE_STATUS_SANDBOX"));
     assert_eq!(verified.decrypted_with(), KeySlot::Current);
-    let payload: serde_json::Value = serde_json::from_str(verified.payload()).expect("JSON");
-    assert!(payload["data"].is_string(), "payload is as sent");
+    assert!(verified.payload()["data"].is_string(), "payload is as sent");
 
     let events = RuStore::normalize(verified, &ctx("src_1")).expect("maps");
     let [event] = events.as_slice() else {
@@ -334,10 +333,10 @@ fn expected_raw(payload: &Value) -> Value {
 }
 
 #[test]
-fn rustore_raw_is_the_payload_as_sent_with_data_unwrapped() {
+fn rustore_raw_is_the_payload_with_data_unwrapped() {
     let cases = [
         // A repeated name keeps its last value, as a JSON tree has it; escapes in names and
-        // values and number spellings survive, line breaks between tokens do not.
+        // values are read, line breaks between tokens dropped.
         (
             "{ \"notification_type\" : \"TEST_EVENT\", \"app_id\": 1, \"app_id\": 2.50,\r\n \
              \"d\\u0061ta\": {\n\t\"b\" : [1,\r\n 2], \"a\": \"\\u00e9\\n\" } }",
@@ -362,7 +361,6 @@ fn rustore_raw_is_the_payload_as_sent_with_data_unwrapped() {
     for (payload, expected) in cases {
         let body = envelope("7", &seal(0, [7; 12], payload.as_bytes()));
         let verified = RuStore::verify(&config(None), &body).expect("authentic");
-        assert_eq!(verified.payload(), payload, "the decrypted text, as sent");
         let events = RuStore::normalize(verified, &ctx("src")).expect("maps");
         let raw = &events[0].store_data.raw;
         assert_eq!(raw.to_value(), expected, "{payload}");

@@ -194,10 +194,11 @@ pub struct StoreData {
 
 /// The store's original notification as it travels in the event: JSON written as it is.
 ///
-/// `store_data.raw` is carried, not read, by storehook, so no JSON tree is built of it: it is kept
-/// either as JSON text (RuStore's decrypted payload, or any event read back) or, for a form such
-/// as an IPN, as its decoded names and values in one string, written as a JSON object of strings
-/// when the event is written. Equality compares the JSON written.
+/// `store_data.raw` is carried, not read, by storehook, and is kept in whatever form the adapter
+/// already has it, to be written when the event is: as JSON text (any event read back), as a JSON
+/// tree (RuStore's decrypted payload, which the adapter parses anyway to read its fields), or, for
+/// a form such as an IPN, as its decoded names and values in one string, written as a JSON object
+/// of strings (no allocation per field). Equality compares the JSON written.
 #[derive(Debug, Clone)]
 pub struct RawJson(Repr);
 
@@ -205,6 +206,8 @@ pub struct RawJson(Repr);
 enum Repr {
     /// JSON text.
     Text(Box<RawValue>),
+    /// A JSON tree.
+    Tree(serde_json::Value),
     /// A JSON object of strings: where each member's name and value are in `text`, in order.
     Strings {
         text: String,
@@ -221,6 +224,11 @@ impl RawJson {
     /// Serializes `value` as the raw JSON.
     pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Result<RawJson, serde_json::Error> {
         serde_json::value::to_raw_value(value).map(|raw| RawJson(Repr::Text(raw)))
+    }
+
+    /// A JSON tree.
+    pub fn from_value(value: serde_json::Value) -> RawJson {
+        RawJson(Repr::Tree(value))
     }
 
     /// A JSON object of strings whose names and values are pieces of `text`, written in the order
@@ -244,15 +252,22 @@ impl RawJson {
     pub fn json(&self) -> Cow<'_, str> {
         match &self.0 {
             Repr::Text(raw) => Cow::Borrowed(raw.get()),
-            // Writing strings into a string cannot fail.
-            Repr::Strings { .. } => Cow::Owned(serde_json::to_string(self).unwrap_or_default()),
+            // Writing a tree or strings into a string cannot fail.
+            Repr::Tree(_) | Repr::Strings { .. } => {
+                Cow::Owned(serde_json::to_string(self).unwrap_or_default())
+            }
         }
     }
 
     /// The document as a JSON tree, for readers that look inside it.
     pub fn to_value(&self) -> serde_json::Value {
-        // The text is JSON by construction (every constructor checks it or wrote it).
-        serde_json::from_str(&self.json()).unwrap_or(serde_json::Value::Null)
+        match &self.0 {
+            Repr::Tree(value) => value.clone(),
+            // The text is JSON by construction (every constructor checks it or wrote it).
+            Repr::Text(_) | Repr::Strings { .. } => {
+                serde_json::from_str(&self.json()).unwrap_or(serde_json::Value::Null)
+            }
+        }
     }
 }
 
@@ -260,6 +275,7 @@ impl Serialize for RawJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             Repr::Text(raw) => raw.serialize(serializer),
+            Repr::Tree(value) => value.serialize(serializer),
             Repr::Strings { text, members } => {
                 // The ranges were checked when the value was made.
                 let piece = |range: &Range<usize>| text.get(range.clone()).unwrap_or_default();
@@ -510,6 +526,12 @@ mod tests {
             Some(r#"["x"]"#.to_owned())
         );
         assert_eq!(RawJson::null().json(), "null");
+        let tree = RawJson::from_value(serde_json::json!({"b": 1, "a": [true]}));
+        assert_eq!(tree.json(), r#"{"a":[true],"b":1}"#);
+        assert_eq!(
+            tree,
+            RawJson::from_text(r#"{"a":[true],"b":1}"#.to_owned()).expect("JSON")
+        );
     }
 
     #[test]

@@ -5,17 +5,14 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use storehook_schema::{
     Entitlement, Environment, EventType, Product, RawJson, SchemaVersion, StoreData, Subscription,
     SubscriptionPeriod, SubscriptionStatus, Transaction, event_id,
 };
 
 use super::Verified;
-use super::wire::{
-    Fields as _, InvoiceStatus, Members, NotAnObject, OwnedMembers, SubscriptionEvent,
-};
+use super::wire::{InvoiceStatus, SubscriptionEvent};
 use crate::{AdapterError, Context, Event, Store};
 
 /// The notification kinds, without the `_SANDBOX` suffix (which only sets the environment).
@@ -266,24 +263,16 @@ pub(super) fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Event, 
         notification_id,
         timestamp,
         notification_type,
-        payload,
-        members,
+        mut payload,
         decrypted_with: _,
     } = verified;
     let (kind, environment) = Kind::parse(notification_type.as_deref());
 
-    let sent = members.field("data");
-    let unescaped = unescape(kind, sent)?;
-    let data = read_data(kind, sent, unescaped.as_deref())?;
-    // JSON text holds line breaks only as whitespace between tokens, never inside a string.
-    let has_line_breaks = [Some(payload.as_str()), unescaped.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|text| memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some());
-    let raw = raw(&members, &data, has_line_breaks);
+    let data = read_data(kind, &mut payload)?;
+    let data = data.as_deref();
     let mapped = match kind {
-        Kind::InvoiceStatus => payment(data_as(kind, &data, InvoiceStatus::read)?),
-        Kind::SubscriptionEvent => subscription(data_as(kind, &data, SubscriptionEvent::read)?),
+        Kind::InvoiceStatus => payment(data_as(kind, data, InvoiceStatus::read)?),
+        Kind::SubscriptionEvent => subscription(data_as(kind, data, SubscriptionEvent::read)?),
         // The test payload is opaque (seen as `{}`): nothing in it changes the event.
         Kind::TestEvent => Mapped::bare(EventType::TestPing),
         Kind::Unknown => Mapped::bare(EventType::StoreUnrecognized),
@@ -320,175 +309,57 @@ pub(super) fn normalize(verified: Verified, ctx: &Context<'_>) -> Result<Event, 
             notification_id: Some(notification_id),
             notification_type,
             status: mapped.status,
-            raw,
+            raw: RawJson::from_value(payload),
         },
     })
 }
 
-/// `data` as read.
-enum Data<'a> {
-    /// No `data`, or `null`.
-    Absent,
-    /// As sent: anything but a string holding JSON (or, for kinds whose `data` is not read, a
-    /// string holding something else).
-    Sent(&'a RawValue),
-    /// A string holding a JSON object: mapped, and shown in `raw`, as what it holds.
-    Object(Members<'a>),
-    /// A string holding a JSON array: shown in `raw` as what it holds.
-    Array(Box<RawValue>),
-    /// A string holding another JSON value (a number, say): read as what it holds (so not as an
-    /// object), but kept as a string in `raw`.
-    Held,
-}
-
-/// The text of `data` when it is a JSON string.
-fn unescape(kind: Kind, data: Option<&RawValue>) -> Result<Option<String>, AdapterError> {
-    match data {
-        Some(data) if data.get().starts_with('"') => {
-            serde_json::from_str(data.get()).map(Some).map_err(|e| {
-                AdapterError::malformed(format!("`data` of the {} notification: {e}", kind.name()))
-            })
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Reads `data`, parsing a string that holds JSON (`text`, the string's content).
+/// Reads `data` and, when it is a string holding a JSON object or array, replaces it in the payload
+/// by the parsed value (so `raw` shows it parsed). Returns the value to map, `None` when absent:
+/// borrowed from the payload, except for a string holding some other JSON value (a number, say),
+/// which stays a string in `raw` but is mapped as what it holds.
 ///
 /// A string that is not JSON is an error only for the kinds whose `data` we must read; for the
 /// others it is kept as sent.
-fn read_data<'a>(
-    kind: Kind,
-    sent: Option<&'a RawValue>,
-    text: Option<&'a str>,
-) -> Result<Data<'a>, AdapterError> {
-    let Some(sent) = sent else {
-        return Ok(Data::Absent);
+fn read_data(kind: Kind, payload: &mut Value) -> Result<Option<Cow<'_, Value>>, AdapterError> {
+    let Some(data) = payload.get_mut("data") else {
+        return Ok(None);
     };
-    let Some(text) = text else {
-        return Ok(match sent.get() {
-            "null" => Data::Absent,
-            _ => Data::Sent(sent),
-        });
-    };
-    let parsed = if text.trim_start().starts_with('{') {
-        Members::parse(text).map(Data::Object).map_err(|e| match e {
-            NotAnObject::NotJson(e) => e.to_string(),
-            NotAnObject::OtherJson => "not an object".to_owned(),
-        })
-    } else {
-        RawValue::from_string(text.to_owned())
-            .map(|parsed| match parsed.get().starts_with('[') {
-                true => Data::Array(parsed),
-                false => Data::Held,
-            })
-            .map_err(|e| e.to_string())
-    };
-    parsed.or_else(|e| match kind {
-        Kind::InvoiceStatus | Kind::SubscriptionEvent => Err(AdapterError::malformed(format!(
-            "`data` of the {} notification is a string but not JSON: {e}",
-            kind.name()
-        ))),
-        Kind::TestEvent | Kind::Unknown => Ok(Data::Sent(sent)),
-    })
-}
-
-/// `store_data.raw`: the payload's members in name order, `data` unwrapped when it was a string
-/// holding a JSON object or array. Line breaks between tokens, when the texts have any, are
-/// dropped, so that an event stays one line of JSON (as `storehook normalize` prints it).
-fn raw(members: &OwnedMembers, data: &Data<'_>, has_line_breaks: bool) -> RawJson {
-    /// A member's value: as sent, or the members of an unwrapped `data`.
-    #[derive(Clone, Copy)]
-    enum Member<'a> {
-        Sent(&'a RawValue),
-        Object(&'a Members<'a>),
-    }
-    struct MemberValue<'a> {
-        member: Member<'a>,
-        has_line_breaks: bool,
-    }
-    impl Serialize for MemberValue<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let text = |value| match self.has_line_breaks {
-                true => one_line(value),
-                false => Cow::Borrowed(value),
-            };
-            match self.member {
-                Member::Sent(value) => text(value).serialize(serializer),
-                Member::Object(members) => {
-                    serializer.collect_map(members.iter().map(|(name, value)| (name, text(value))))
+    if let Value::String(text) = data {
+        match serde_json::from_str::<Value>(text) {
+            Ok(parsed) if parsed.is_object() || parsed.is_array() => *data = parsed,
+            Ok(parsed) => return Ok(Some(Cow::Owned(parsed))),
+            Err(e) => match kind {
+                Kind::InvoiceStatus | Kind::SubscriptionEvent => {
+                    return Err(AdapterError::malformed(format!(
+                        "`data` of the {} notification is a string but not JSON: {e}",
+                        kind.name()
+                    )));
                 }
-            }
+                Kind::TestEvent | Kind::Unknown => {}
+            },
         }
     }
-    struct Raw<'a> {
-        members: &'a OwnedMembers,
-        data: Option<Member<'a>>,
-        has_line_breaks: bool,
-    }
-    impl Serialize for Raw<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(self.members.iter().map(|(name, value)| {
-                let member = match self.data {
-                    Some(data) if name == "data" => data,
-                    _ => Member::Sent(value),
-                };
-                let has_line_breaks = self.has_line_breaks;
-                (
-                    name,
-                    MemberValue {
-                        member,
-                        has_line_breaks,
-                    },
-                )
-            }))
-        }
-    }
-    let data = match data {
-        Data::Object(data) => Some(Member::Object(data)),
-        Data::Array(data) => Some(Member::Sent(data)),
-        Data::Absent | Data::Sent(_) | Data::Held => None,
-    };
-    let raw = Raw {
-        members,
-        data,
-        has_line_breaks,
-    };
-    // Writing JSON texts as they are into a string cannot fail.
-    RawJson::to_raw(&raw).unwrap_or_else(|_| RawJson::null())
-}
-
-/// A value's JSON text without line breaks. JSON text holds line breaks only as whitespace between
-/// tokens, never inside a string, so dropping them changes nothing else.
-fn one_line(value: &RawValue) -> Cow<'_, RawValue> {
-    let text = value.get();
-    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() {
-        return Cow::Borrowed(value);
-    }
-    let text: String = text.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
-    RawValue::from_string(text).map_or(Cow::Borrowed(value), Cow::Owned)
+    Ok(match data {
+        Value::Null => None,
+        data => Some(Cow::Borrowed(data)),
+    })
 }
 
 /// Reads `data` of a payment or subscription notification. Absent `data` reads as all fields
 /// missing (the event becomes `store.unrecognized`); `data` that is not an object cannot be read.
 fn data_as<T: Default>(
     kind: Kind,
-    data: &Data<'_>,
-    read: fn(&Members<'_>) -> T,
+    data: Option<&Value>,
+    read: fn(&Map<String, Value>) -> T,
 ) -> Result<T, AdapterError> {
-    let not_an_object = || {
-        AdapterError::malformed(format!(
+    match data {
+        None => Ok(T::default()),
+        Some(Value::Object(data)) => Ok(read(data)),
+        Some(_) => Err(AdapterError::malformed(format!(
             "`data` of the {} notification is not a JSON object",
             kind.name()
-        ))
-    };
-    match data {
-        Data::Absent => Ok(T::default()),
-        Data::Object(members) => Ok(read(members)),
-        Data::Sent(data) if data.get().starts_with('{') => Members::parse(data.get())
-            .map(|members| read(&members))
-            .map_err(|_| not_an_object()),
-        Data::Sent(_) | Data::Array(_) | Data::Held => Err(not_an_object()),
+        ))),
     }
 }
 

@@ -26,8 +26,6 @@
 //!   envelope `timestamp`, else the time of receipt; converted to UTC.
 //! - `store_data.raw`: the decrypted payload as RuStore sent it, except that a `data` string holding
 //!   a JSON object or array is replaced by that parsed value, so consumers need not parse twice.
-//!   The payload's members (and those of such a `data` object) come in name order, a repeated name
-//!   keeping its last value; every other value is copied as its JSON text, whitespace included.
 //!
 //! [`ErrorCategory::Malformed`]: crate::ErrorCategory::Malformed
 //! [`ErrorCategory::Unauthenticated`]: crate::ErrorCategory::Unauthenticated
@@ -176,8 +174,7 @@ pub struct Verified {
     notification_id: String,
     timestamp: Option<String>,
     notification_type: Option<String>,
-    payload: String,
-    members: wire::OwnedMembers,
+    payload: serde_json::Value,
     decrypted_with: KeySlot,
 }
 
@@ -193,7 +190,7 @@ impl Verified {
     }
 
     /// The decrypted payload as sent (`data` not yet parsed): always a JSON object.
-    pub fn payload(&self) -> &str {
+    pub fn payload(&self) -> &serde_json::Value {
         &self.payload
     }
 

@@ -11,7 +11,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use super::wire::{Envelope, EnvelopeTree, NotAnObject, OwnedMembers, Payload};
+use super::wire::{Envelope, EnvelopeTree, Payload};
 use super::{Config, KeySlot, Verified};
 use crate::AdapterError;
 
@@ -48,22 +48,19 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
     let payload = envelope
         .payload
         .ok_or_else(|| AdapterError::malformed("envelope has no `payload` (string)"))?;
-    let sealed = BASE64.decode(payload.as_bytes()).map_err(|e| {
+    let mut sealed = BASE64.decode(payload.as_bytes()).map_err(|e| {
         AdapterError::malformed(format!("envelope `payload` is not valid base64: {e}"))
     })?;
-    let (plaintext, decrypted_with) = open(config, sealed)?;
-    let payload = String::from_utf8(plaintext).map_err(|e| {
-        AdapterError::malformed(format!(
-            "decrypted payload is not JSON: it is not UTF-8 text ({e})"
-        ))
-    })?;
-    let members = OwnedMembers::parse(&payload).map_err(|e| match e {
-        NotAnObject::NotJson(e) => {
-            AdapterError::malformed(format!("decrypted payload is not JSON: {e}"))
-        }
-        NotAnObject::OtherJson => AdapterError::malformed("decrypted payload is not a JSON object"),
-    })?;
-    let header = Payload::read(&members);
+    let (plaintext, decrypted_with) = open(config, &mut sealed)?;
+
+    let payload: Value = serde_json::from_slice(plaintext)
+        .map_err(|e| AdapterError::malformed(format!("decrypted payload is not JSON: {e}")))?;
+    let Value::Object(fields) = &payload else {
+        return Err(AdapterError::malformed(
+            "decrypted payload is not a JSON object",
+        ));
+    };
+    let header = Payload::read(fields);
     check_app_id(config.app_id.as_deref(), header.app_id.as_deref())?;
 
     Ok(Verified {
@@ -71,7 +68,6 @@ pub(super) fn verify(config: &Config, body: &[u8]) -> Result<Verified, AdapterEr
         timestamp: envelope.timestamp,
         notification_type: header.notification_type,
         payload,
-        members,
         decrypted_with,
     })
 }
@@ -94,8 +90,8 @@ fn read_envelope_tree(body: &[u8]) -> Result<EnvelopeTree, AdapterError> {
 
 /// Splits `IV ‖ ciphertext ‖ tag` and decrypts it in place with the current key, then the
 /// previous one (RuStore may still be retrying notifications sealed before a rotation). Returns
-/// the plaintext, in `sealed`'s buffer.
-fn open(config: &Config, mut sealed: Vec<u8>) -> Result<(Vec<u8>, KeySlot), AdapterError> {
+/// the plaintext, a part of `sealed`.
+fn open<'a>(config: &Config, sealed: &'a mut [u8]) -> Result<(&'a [u8], KeySlot), AdapterError> {
     if sealed.len() < IV_LEN + TAG_LEN {
         return Err(AdapterError::malformed(format!(
             "payload is {} bytes after base64 decoding; at least {} are needed \
@@ -125,19 +121,17 @@ fn open(config: &Config, mut sealed: Vec<u8>) -> Result<(Vec<u8>, KeySlot), Adap
         Some((&config.key, KeySlot::Current)),
         config.previous_key.as_ref().map(|k| (k, KeySlot::Previous)),
     ];
-    let opened = keys.into_iter().flatten().find(|(key, _)| {
+    for (key, slot) in keys.into_iter().flatten() {
         // A failed attempt leaves the ciphertext untouched: the tag is checked before decrypting.
-        key.cipher()
+        if key
+            .cipher()
             .decrypt_in_place_detached(&nonce, &[], ciphertext, &tag)
             .is_ok()
-    });
-    let Some((_, slot)) = opened else {
-        return Err(AdapterError::unauthenticated(UNDECRYPTABLE));
-    };
-    let end = sealed.len().saturating_sub(TAG_LEN);
-    sealed.truncate(end);
-    sealed.drain(..IV_LEN);
-    Ok((sealed, slot))
+        {
+            return Ok((ciphertext, slot));
+        }
+    }
+    Err(AdapterError::unauthenticated(UNDECRYPTABLE))
 }
 
 /// When the source names its app, the payload must name the same one. App ids are public (they are

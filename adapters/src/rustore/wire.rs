@@ -2,20 +2,16 @@
 //!
 //! Every field is optional: RuStore documents few guarantees, and an authentic notification with a
 //! missing field must still become an event (or a precise error), never a deserialization failure.
-//! The envelope is deserialized straight from the body. The decrypted payload ([`OwnedMembers`])
-//! and its `data` ([`Members`]) are read as their members, each value kept as its JSON text, so
-//! that the payload becomes the event's `store_data.raw` without a JSON tree being built of it;
-//! the few fields storehook reads are then read from their text by name. Whatever is not mirrored
-//! here is kept in the event's `store_data.raw`.
+//! The envelope is deserialized straight from the body; the decrypted payload is parsed into a JSON
+//! tree anyway (it is the event's `store_data.raw`), so its fields are read from that tree by name.
+//! Whatever is not mirrored here is kept in the event's `store_data.raw`.
 
-use std::borrow::{Borrow, Cow};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
-use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// The HTTP body: `{"id": "...", "timestamp": "...", "payload": "<base64>"}`.
 #[derive(Debug)]
@@ -57,8 +53,8 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                 };
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
-                        Key::Id => envelope.id = text_or_number(Some(map.next_value()?)),
-                        Key::Timestamp => envelope.timestamp = text(Some(map.next_value()?)),
+                        Key::Id => envelope.id = text_or_number(Some(&map.next_value()?)),
+                        Key::Timestamp => envelope.timestamp = text(Some(&map.next_value()?)),
                         Key::Payload => {
                             envelope.payload = Some(Cow::Borrowed(map.next_value::<&str>()?));
                         }
@@ -127,111 +123,6 @@ impl From<EnvelopeTree> for Envelope<'_> {
     }
 }
 
-/// A JSON object's members, each value kept as its JSON text and borrowed from the document. A
-/// repeated name keeps its last value, as in a JSON tree; names iterate in sorted order.
-#[derive(Debug)]
-pub(super) struct Members<'a>(BTreeMap<Name<'a>, &'a RawValue>);
-
-/// A member name, borrowed from the document unless it held escapes.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Name<'a>(Cow<'a, str>);
-
-impl Borrow<str> for Name<'_> {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
-            type Value = Name<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-
-            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(name)))
-            }
-
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(name.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(Text)
-    }
-}
-
-/// Why a text is not read as members.
-#[derive(Debug)]
-pub(super) enum NotAnObject {
-    /// It is not JSON at all.
-    NotJson(serde_json::Error),
-    /// It is JSON, of another kind than an object.
-    OtherJson,
-}
-
-impl NotAnObject {
-    fn new(text: &str, error: serde_json::Error) -> NotAnObject {
-        match serde_json::from_str::<IgnoredAny>(text) {
-            Ok(_) => NotAnObject::OtherJson,
-            Err(_) => NotAnObject::NotJson(error),
-        }
-    }
-}
-
-impl<'a> Members<'a> {
-    /// Reads a JSON object, checking the whole text (trailing characters included).
-    pub(super) fn parse(text: &'a str) -> Result<Members<'a>, NotAnObject> {
-        serde_json::from_str(text)
-            .map(Members)
-            .map_err(|e| NotAnObject::new(text, e))
-    }
-
-    /// Every member, in name order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
-        self.0.iter().map(|(name, value)| (&*name.0, *value))
-    }
-}
-
-/// The decrypted payload's members, owned, so that they outlive `verify`, which reads them first.
-#[derive(Debug, Clone)]
-pub(super) struct OwnedMembers(BTreeMap<String, Box<RawValue>>);
-
-impl OwnedMembers {
-    /// Reads a JSON object, checking the whole text (trailing characters included).
-    pub(super) fn parse(text: &str) -> Result<OwnedMembers, NotAnObject> {
-        serde_json::from_str(text)
-            .map(OwnedMembers)
-            .map_err(|e| NotAnObject::new(text, e))
-    }
-
-    /// Every member, in name order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
-        self.0.iter().map(|(name, value)| (name.as_str(), &**value))
-    }
-}
-
-/// A JSON object whose members are read by name.
-pub(super) trait Fields {
-    /// A member's value as JSON text.
-    fn field(&self, name: &str) -> Option<&RawValue>;
-}
-
-impl Fields for Members<'_> {
-    fn field(&self, name: &str) -> Option<&RawValue> {
-        self.0.get(name).copied()
-    }
-}
-
-impl Fields for OwnedMembers {
-    fn field(&self, name: &str) -> Option<&RawValue> {
-        self.0.get(name).map(|value| &**value)
-    }
-}
-
 /// The decrypted payload, minus `data`, which is read per notification kind in `map`.
 #[derive(Debug)]
 pub(super) struct Payload {
@@ -242,10 +133,10 @@ pub(super) struct Payload {
 }
 
 impl Payload {
-    pub(super) fn read(payload: &impl Fields) -> Payload {
+    pub(super) fn read(payload: &Map<String, Value>) -> Payload {
         Payload {
-            notification_type: text(scalar(payload.field("notification_type"))),
-            app_id: text_or_number(scalar(payload.field("app_id"))),
+            notification_type: text(payload.get("notification_type")),
+            app_id: text_or_number(payload.get("app_id")),
         }
     }
 }
@@ -261,14 +152,13 @@ pub(super) struct InvoiceStatus {
 }
 
 impl InvoiceStatus {
-    pub(super) fn read(data: &Members<'_>) -> InvoiceStatus {
-        let field = |name| scalar(data.field(name));
+    pub(super) fn read(data: &Map<String, Value>) -> InvoiceStatus {
         InvoiceStatus {
-            product_code: text_or_number(field("product_code")),
-            change_status_time: text(field("change_status_time")),
-            status_new: text(field("status_new")),
-            invoice_id: text_or_number(field("invoice_id")),
-            order_id: text_or_number(field("order_id")),
+            product_code: text_or_number(data.get("product_code")),
+            change_status_time: text(data.get("change_status_time")),
+            status_new: text(data.get("status_new")),
+            invoice_id: text_or_number(data.get("invoice_id")),
+            order_id: text_or_number(data.get("order_id")),
         }
     }
 }
@@ -286,36 +176,25 @@ pub(super) struct SubscriptionEvent {
 }
 
 impl SubscriptionEvent {
-    pub(super) fn read(data: &Members<'_>) -> SubscriptionEvent {
-        let field = |name| scalar(data.field(name));
+    pub(super) fn read(data: &Map<String, Value>) -> SubscriptionEvent {
         SubscriptionEvent {
-            product_code: text_or_number(field("product_code")),
-            event_time: text(field("event_time")),
-            subscription_event_type: text(field("subscription_event_type")),
-            status_new: text(field("status_new")),
-            period_new: text(field("period_new")),
-            autorenewing: lenient_bool(field("autorenewing")),
-            purchase_id: text_or_number(field("purchase_id")),
+            product_code: text_or_number(data.get("product_code")),
+            event_time: text(data.get("event_time")),
+            subscription_event_type: text(data.get("subscription_event_type")),
+            status_new: text(data.get("status_new")),
+            period_new: text(data.get("period_new")),
+            autorenewing: lenient_bool(data.get("autorenewing")),
+            purchase_id: text_or_number(data.get("purchase_id")),
         }
     }
-}
-
-/// A member's value as a JSON value, when it is a scalar; objects and arrays, which no field is
-/// read as, are not parsed.
-fn scalar(value: Option<&RawValue>) -> Option<Value> {
-    let json = value?.get();
-    if json.starts_with(['{', '[']) {
-        return None;
-    }
-    serde_json::from_str(json).ok()
 }
 
 /// A value RuStore may send as a string or as a number (ids): read as its decimal text. Anything
 /// else (objects, arrays, booleans) is treated as absent rather than failing the whole
 /// notification: the value stays visible in `store_data.raw`.
-fn text_or_number(value: Option<Value>) -> Option<String> {
+fn text_or_number(value: Option<&Value>) -> Option<String> {
     match value? {
-        Value::String(s) => Some(s),
+        Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -323,17 +202,14 @@ fn text_or_number(value: Option<Value>) -> Option<String> {
 
 /// A text field; a value of another JSON type is treated as absent (it stays in `raw`), so that
 /// one odd field does not make an authentic notification unreadable.
-fn text(value: Option<Value>) -> Option<String> {
-    match value? {
-        Value::String(s) => Some(s),
-        _ => None,
-    }
+fn text(value: Option<&Value>) -> Option<String> {
+    value?.as_str().map(str::to_owned)
 }
 
 /// A boolean, also accepted as the strings `"true"`/`"false"` in any case; anything else is absent.
-fn lenient_bool(value: Option<Value>) -> Option<bool> {
+fn lenient_bool(value: Option<&Value>) -> Option<bool> {
     match value? {
-        Value::Bool(b) => Some(b),
+        Value::Bool(b) => Some(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
@@ -342,10 +218,10 @@ fn lenient_bool(value: Option<Value>) -> Option<bool> {
 
 /// [`text_or_number`] for serde's `deserialize_with`.
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(text_or_number(Some(Value::deserialize(d)?)))
+    Ok(text_or_number(Some(&Value::deserialize(d)?)))
 }
 
 /// [`text`] for serde's `deserialize_with`.
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(text(Some(Value::deserialize(d)?)))
+    Ok(text(Some(&Value::deserialize(d)?)))
 }
