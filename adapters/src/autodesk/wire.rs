@@ -15,7 +15,7 @@ use storehook_schema::RawJson;
 ///
 /// The decoded names and values sit in one string, so that decoding a form of forty fields makes a
 /// handful of allocations rather than eighty.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct Form {
     /// Every decoded name and value: an ASCII body as it is, followed by the pieces that needed
     /// decoding.
@@ -66,7 +66,8 @@ impl Form {
         let name = |position: usize| {
             fields
                 .get(position)
-                .map_or("", |(name, _)| &text[name.clone()])
+                .and_then(|(name, _)| text.get(name.clone()))
+                .unwrap_or_default()
         };
         // Most names differ in their first eight bytes, so the positions are sorted by those as
         // one integer (a cheap sort of integer pairs), and only the runs that share them
