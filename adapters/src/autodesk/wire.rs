@@ -40,10 +40,26 @@ impl Form {
             .ok()
             .filter(|text| text.is_ascii() && encoding.is_ascii_compatible());
         // An ASCII body is copied once, whole: a piece without escapes is then where it was in
-        // the body, and only decoded pieces are appended after it.
-        let mut text = String::with_capacity(body.len().saturating_add(body.len() / 4));
-        text.push_str(ascii.unwrap_or_default());
-        let mut scratch = Vec::new();
+        // the body, and only decoded pieces are appended after it. A decoded piece is never
+        // longer than its escaped form, so the buffers are sized once.
+        let escaped = pairs
+            .iter()
+            .flat_map(|(name, value)| [name, value])
+            .filter(|span| span.escaped)
+            .map(|span| span.range.len());
+        let (escaped_total, escaped_longest) = escaped.fold((0, 0), |(total, longest), len| {
+            (total + len, usize::max(longest, len))
+        });
+        let mut text = match ascii {
+            Some(ascii) => {
+                let mut text = String::with_capacity(body.len() + escaped_total);
+                text.push_str(ascii);
+                text
+            }
+            // Windows-1252 and other single-byte charsets take up to three bytes a character.
+            None => String::with_capacity(body.len().saturating_mul(2)),
+        };
+        let mut scratch = Vec::with_capacity(escaped_longest);
         let mut push = |text: &mut String, span: &Span| match ascii {
             Some(_) if !span.escaped => span.range.clone(),
             _ => {
@@ -125,7 +141,7 @@ impl Form {
         let members = self
             .by_name
             .iter()
-            .filter_map(|&position| self.fields.get(position).cloned())
+            .map(|&position| self.fields.get(position).cloned().unwrap_or_default())
             .collect();
         // The ranges are pieces of the text by construction.
         RawJson::string_object(self.text, members).unwrap_or_else(RawJson::null)
@@ -183,7 +199,7 @@ impl Span {
 /// The `name=value` pairs of the body, skipping pairs without a name (a pair without `=` has an
 /// empty value), found in one pass over the bytes that also notes which pieces hold escapes.
 fn pairs(body: &[u8]) -> Vec<(Span, Span)> {
-    let mut pairs = Vec::new();
+    let mut pairs = Vec::with_capacity(body.iter().filter(|&&b| b == b'&').count() + 1);
     let mut start = 0;
     let mut equals = None;
     // Whether the name, then the value, of the current pair holds an escape.
