@@ -40,26 +40,11 @@ impl Form {
             .ok()
             .filter(|text| text.is_ascii() && encoding.is_ascii_compatible());
         // An ASCII body is copied once, whole: a piece without escapes is then where it was in
-        // the body, and only decoded pieces are appended after it. A decoded piece is never
-        // longer than its escaped form, so the buffers are sized once.
-        let escaped = pairs
-            .iter()
-            .flat_map(|(name, value)| [name, value])
-            .filter(|span| span.escaped)
-            .map(|span| span.range.len());
-        let (escaped_total, escaped_longest) = escaped.fold((0, 0), |(total, longest), len| {
-            (total + len, usize::max(longest, len))
-        });
-        let mut text = match ascii {
-            Some(ascii) => {
-                let mut text = String::with_capacity(body.len() + escaped_total);
-                text.push_str(ascii);
-                text
-            }
-            // Windows-1252 and other single-byte charsets take up to three bytes a character.
-            None => String::with_capacity(body.len().saturating_mul(2)),
-        };
-        let mut scratch = Vec::with_capacity(escaped_longest);
+        // the body, and only decoded pieces, never longer than their escaped form, are appended
+        // after it.
+        let mut text = String::with_capacity(body.len().saturating_mul(2));
+        text.push_str(ascii.unwrap_or_default());
+        let mut scratch = Vec::new();
         let mut push = |text: &mut String, span: &Span| match ascii {
             Some(_) if !span.escaped => span.range.clone(),
             _ => {
