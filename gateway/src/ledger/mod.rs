@@ -256,7 +256,7 @@ impl Backend {
 
 /// `($1, $2, …), ($n, …)`: `rows` groups of `columns` placeholders starting at `$first`; all `?`
 /// instead when not `numbered` (then every parameter of the statement must be a `?`).
-fn placeholders(rows: usize, columns: usize, first: usize, numbered: bool) -> String {
+pub(crate) fn placeholders(rows: usize, columns: usize, first: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     let mut n = first;
     for row in 0..rows {

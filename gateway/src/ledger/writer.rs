@@ -622,7 +622,7 @@ fn build_statement(kind: Kind, rows: usize, numbered: bool) -> String {
 
 /// `items` cut into statement-sized chunks, each padded (see [`STATEMENT_ROWS`]): the chunk and
 /// the number of rows its statement has.
-fn chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = (&[T], usize)> {
+pub(crate) fn chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = (&[T], usize)> {
     items
         .chunks(max)
         .map(|chunk| (chunk, statement_rows(chunk.len())))
@@ -724,7 +724,7 @@ where
 }
 
 /// `chunk` followed by its last item repeated up to `rows` items.
-fn padded<T>(chunk: &[T], rows: usize) -> impl Iterator<Item = &T> {
+pub(crate) fn padded<T>(chunk: &[T], rows: usize) -> impl Iterator<Item = &T> {
     let last = chunk.last();
     chunk
         .iter()
