@@ -79,6 +79,10 @@ struct State {
     /// First arrival per `webhook-id`, for latency measurements.
     first_seen: Mutex<HashMap<String, Instant>>,
     total: AtomicU64,
+    /// The lowest total a [`Receiver::wait_for_total`] waits for (`u64::MAX`: none). A counting
+    /// receiver wakes its waiters only from there on, so that a load run does not pay a wake-up
+    /// of the waiting task per request (a receiver that keeps requests wakes them on each).
+    wanted_total: AtomicU64,
     arrived: Notify,
 }
 
@@ -127,6 +131,7 @@ impl Receiver {
             counts: Mutex::new(HashMap::new()),
             first_seen: Mutex::new(HashMap::new()),
             total: AtomicU64::new(0),
+            wanted_total: AtomicU64::new(u64::MAX),
             arrived: Notify::new(),
         });
         let shared = Arc::clone(&state);
@@ -186,12 +191,13 @@ impl Receiver {
 
     /// Requests received on every path.
     pub fn total(&self) -> u64 {
-        self.state.total.load(Ordering::Relaxed)
+        self.state.total.load(Ordering::SeqCst)
     }
 
     /// Wait until `count` requests have arrived in all (at most `within`); the total then.
     pub async fn wait_for_total(&self, count: u64, within: Duration) -> u64 {
         let deadline = tokio::time::Instant::now() + within;
+        self.state.wanted_total.fetch_min(count, Ordering::SeqCst);
         loop {
             let arrived = self.state.arrived.notified();
             let total = self.total();
@@ -246,8 +252,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             body,
         });
     }
-    state.total.fetch_add(1, Ordering::Relaxed);
-    state.arrived.notify_waiters();
+    let total = state.total.fetch_add(1, Ordering::SeqCst) + 1;
+    if state.keep || total >= state.wanted_total.load(Ordering::SeqCst) {
+        state.arrived.notify_waiters();
+    }
     if reply.hang {
         std::future::pending::<()>().await;
     }

@@ -48,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
     let (_, sample) = event("bench", "subscription.renewed");
 
     // 1. Raw POST rate.
+    let cpu_before = Cpu::now();
+    let raw_started = Instant::now();
     let raw = raw_post_rate(
         &receiver,
         &sample,
@@ -55,9 +57,11 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(args.seconds),
     )
     .await?;
+    let raw_cpu = Cpu::now().since(&cpu_before);
     println!(
-        "raw POST rate: {raw:.0} requests/s ({} concurrent)",
-        args.concurrency
+        "raw POST rate: {raw:.0} requests/s ({} concurrent); CPU per request: this process {}",
+        args.concurrency,
+        raw_cpu.per(raw * raw_started.elapsed().as_secs_f64()),
     );
 
     // 2. Throughput.
@@ -85,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     }
     futures_util::future::join_all(confirms.drain(..)).await;
     let before = receiver.total();
+    let cpu_before = Cpu::now();
     let started = Instant::now();
     let application =
         storehook::startup::Application::build(config.settings(&database_url)).await?;
@@ -95,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         .wait_for_total(target, Duration::from_secs(600))
         .await;
     let drained = started.elapsed();
+    let drain_cpu = Cpu::now().since(&cpu_before);
     let seen = receiver.first_seen();
     let times: Vec<Instant> = seen.values().copied().collect();
     let first = times.iter().min().copied();
@@ -121,6 +127,10 @@ async fn main() -> anyhow::Result<()> {
             drained.as_secs_f64(),
             window,
             rate / raw,
+        );
+        println!(
+            "CPU per delivery during the drain: this process (forwarder and receiver) {}",
+            drain_cpu.per((got - before) as f64),
         );
     }
 
@@ -238,4 +248,69 @@ async fn raw_post_rate(
         .collect();
     futures_util::future::join_all(workers).await;
     Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// CPU time used so far (user + system) by this process and by the local RabbitMQ node, read from
+/// `/proc` (Linux, where a clock tick is 10 ms); the broker's is `None` when it does not run here.
+#[derive(Debug)]
+struct Cpu {
+    this: Duration,
+    broker: Option<Duration>,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        Cpu {
+            this: cpu_time("self").unwrap_or_default(),
+            broker: broker_pid().and_then(|pid| cpu_time(&pid)),
+        }
+    }
+
+    fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            this: self.this.saturating_sub(earlier.this),
+            broker: self
+                .broker
+                .zip(earlier.broker)
+                .map(|(now, then)| now.saturating_sub(then)),
+        }
+    }
+
+    /// `"N µs, RabbitMQ M µs"`: the CPU time per one of `count` operations.
+    fn per(&self, count: f64) -> String {
+        let micros = |cpu: Duration| cpu.as_secs_f64() * 1e6 / count.max(1.0);
+        match self.broker {
+            Some(broker) => format!(
+                "{:.0} µs, RabbitMQ {:.0} µs",
+                micros(self.this),
+                micros(broker)
+            ),
+            None => format!("{:.0} µs", micros(self.this)),
+        }
+    }
+}
+
+/// utime + stime of `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: the state is
+    // field 3, utime field 14 and stime field 15.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The process id of the local Erlang VM running RabbitMQ.
+fn broker_pid() -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().into_string().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "beam.smp").then_some(pid)
+        })
 }
