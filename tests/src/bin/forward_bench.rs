@@ -7,6 +7,8 @@
 //!    second from the first to the last receipt, every one signed and its attempt committed.
 //! 3. Latency: events published at `--rate` per second for `--seconds`; time from the publish to
 //!    the receiver seeing the first attempt, p50/p99/max.
+//! 4. The same rate through a bare quorum queue and a plain consumer: the broker's own share of
+//!    that latency.
 //!
 //! `cargo run --release -p storehook-tests --bin forward_bench`
 
@@ -166,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
         .wait_for_total(before + total, Duration::from_secs(120))
         .await;
     let seen = receiver.first_seen();
-    let mut latencies: Vec<Duration> = sent
+    let latencies: Vec<Duration> = sent
         .lock()
         .map(|sent| {
             sent.iter()
@@ -174,21 +176,21 @@ async fn main() -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    latencies.sort();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     println!(
-        "latency at {} events/s for {} s ({} delivered): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "latency at {} events/s for {} s ({} delivered): {}",
         args.rate,
         args.seconds,
         latencies.len(),
-        pick(0.50).as_secs_f64() * 1000.0,
-        pick(0.99).as_secs_f64() * 1000.0,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        percentiles(latencies),
+    );
+
+    // 4. The broker alone at the same rate, for comparison.
+    let broker = broker_latency(&names.exchange, args.rate, args.seconds).await?;
+    println!(
+        "RabbitMQ alone at {} messages/s for {} s (publish to a quorum queue, consume, ack): {}",
+        args.rate,
+        args.seconds,
+        percentiles(broker),
     );
 
     stop.stop(true).await;
@@ -197,6 +199,122 @@ async fn main() -> anyhow::Result<()> {
     delete_queues(&names).await;
     storehook_tests::broker::delete_exchange(storehook_tests::AMQP_URL, &names.exchange).await;
     Ok(())
+}
+
+/// `p50 …, p99 …, max …` in milliseconds.
+fn percentiles(mut latencies: Vec<Duration>) -> String {
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0
+    };
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pick(0.50),
+        pick(0.99),
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    )
+}
+
+/// Publish-to-consume latency of a bare quorum queue at `rate` for `seconds`: persistent messages
+/// of the events' size, confirmed, consumed and acknowledged one by one by a plain consumer. What
+/// the forwarder's latency is built on.
+async fn broker_latency(prefix: &str, rate: u64, seconds: u64) -> anyhow::Result<Vec<Duration>> {
+    use futures_util::StreamExt;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    };
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let connection = lapin::Connection::connect(
+        storehook_tests::AMQP_URL,
+        lapin::ConnectionProperties::default(),
+    )
+    .await?;
+    let publish = connection.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let queue = format!("{prefix}.broker-latency");
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    publish
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await?;
+    let consume = connection.create_channel().await?;
+    consume.basic_qos(512, BasicQosOptions::default()).await?;
+    let mut consumer = consume
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let total = usize::try_from(rate * seconds)?;
+    let origin = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(total);
+        while latencies.len() < total {
+            let Some(Ok(delivery)) = consumer.next().await else {
+                break;
+            };
+            let sent = delivery
+                .data
+                .get(..8)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u64::from_le_bytes)
+                .unwrap_or_default();
+            latencies.push(origin.elapsed().saturating_sub(Duration::from_micros(sent)));
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+        latencies
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pending = Vec::new();
+    for _ in 0..total {
+        tick.tick().await;
+        let mut body = vec![b' '; 520];
+        let sent = u64::try_from(origin.elapsed().as_micros())?;
+        body[..8].copy_from_slice(&sent.to_le_bytes());
+        pending.push(
+            publish
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    lapin::BasicProperties::default().with_delivery_mode(2),
+                )
+                .await?,
+        );
+        if pending.len() >= 100 {
+            tokio::spawn(futures_util::future::join_all(std::mem::take(&mut pending)));
+        }
+    }
+    futures_util::future::join_all(pending).await;
+    let latencies = tokio::time::timeout(Duration::from_secs(120), reader).await??;
+    publish
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    connection.close(200, "measured".into()).await?;
+    Ok(latencies)
 }
 
 /// Declare the forwarder's topology before it starts, so events can wait in its queue.
