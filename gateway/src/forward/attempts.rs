@@ -1,8 +1,9 @@
 //! The attempt log: every webhook attempt becomes a row of `delivery_attempts`.
 //!
 //! Deliveries run by the hundred at once, so rows are written by one task in group commits (one
-//! multi-row `INSERT` per batch, in one of a few prepared sizes); a delivery waits for its row to be committed before its message
-//! is acknowledged, so an acknowledged delivery always has its record.
+//! multi-row `INSERT` per batch, in one of a few prepared sizes); a delivery waits for its row to
+//! be committed before its message is acknowledged, so an acknowledged delivery always has its
+//! record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
