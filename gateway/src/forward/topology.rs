@@ -70,7 +70,8 @@ pub struct QueueSpec {
     pub arguments: Vec<(&'static str, Argument)>,
 }
 
-fn quorum(name: &str) -> QueueSpec {
+/// A durable quorum queue with no other arguments.
+pub fn quorum(name: &str) -> QueueSpec {
     QueueSpec {
         name: name.to_owned(),
         arguments: vec![("x-queue-type", Argument::Text("quorum".to_owned()))],
@@ -124,7 +125,8 @@ fn field_table(arguments: &[(&'static str, Argument)]) -> FieldTable {
     table
 }
 
-async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> lapin::Result<Queue> {
+/// Declare one queue as `spec` says (durable).
+pub async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> lapin::Result<Queue> {
     channel
         .queue_declare(
             spec.name.as_str().into(),

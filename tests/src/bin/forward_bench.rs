@@ -227,9 +227,9 @@ async fn broker_latency(prefix: &str, rate: u64, seconds: u64) -> anyhow::Result
     use futures_util::StreamExt;
     use lapin::options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+        ConfirmSelectOptions, QueueDeleteOptions,
     };
-    use lapin::types::{AMQPValue, FieldTable};
+    use lapin::types::FieldTable;
 
     let connection = lapin::Connection::connect(
         storehook_tests::AMQP_URL,
@@ -241,21 +241,12 @@ async fn broker_latency(prefix: &str, rate: u64, seconds: u64) -> anyhow::Result
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let queue = format!("{prefix}.broker-latency");
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    publish
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            arguments,
-        )
-        .await?;
+    // Declared as storehook declares `<prefix>.forward`.
+    storehook::forward::topology::declare_queue(
+        &publish,
+        &storehook::forward::topology::quorum(&queue),
+    )
+    .await?;
     let consume = connection.create_channel().await?;
     consume.basic_qos(512, BasicQosOptions::default()).await?;
     let mut consumer = consume
