@@ -24,6 +24,10 @@ use storehook_tests::forwarding::{
 };
 use storehook_tests::receiver::Receiver;
 
+/// The forwarder runs in this process: the same allocator as the `storehook` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// Events for the throughput run.
